@@ -1,0 +1,39 @@
+# mlcycle — the two commands that matter are `make demo` and `make test`; both set up .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: setup demo test test-fast lint compile manifests bench bench-serving clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mlcycle demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src components pipelines inference tests benchmarks
+
+compile: $(STAMP)
+	$(BIN)/mlcycle compile
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+clean:
+	rm -rf .mlcycle .pytest_cache

@@ -1,0 +1,120 @@
+"""One typed settings object, fed by ``MLCYCLE_*`` environment variables and CLI flags.
+
+Everything that differs between a laptop and a Kubeflow cluster is a setting here: where local state
+lives (``MLCYCLE_HOME``), the MLflow tracking and registry URIs, the S3 endpoint (MinIO on a cluster),
+the team, and the image the components run in. A wrong setting fails when it is read, with a message
+that names the variable to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlcycle import __version__
+from mlcycle.errors import ConfigError
+
+# A team is a Kubeflow profile is a namespace: a DNS-1123 label.
+TEAM_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+IMAGE_REPOSITORY = "ghcr.io/mlcycle/mlcycle"
+
+
+class Settings(BaseSettings):
+    """mlcycle's settings. Each field reads ``MLCYCLE_<FIELD>`` unless its description says more."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLCYCLE_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    home: Path = Field(default=Path(".mlcycle"), description="Local state: MLflow store, artifacts, logs.")
+    tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI; default: a SQLite store under MLCYCLE_HOME.",
+    )
+    registry_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI"),
+        description="MLflow registry URI; default: the tracking URI.",
+    )
+    artifact_root: str | None = Field(
+        default=None, description="Where new experiments put artifacts; default: MLCYCLE_HOME/artifacts."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_S3_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"),
+        description="S3 endpoint for s3:// URIs (MinIO on a cluster).",
+    )
+    team: str = Field(default="", description="Team = Kubeflow profile = namespace; prefixes model names.")
+    image_repository: str = Field(default=IMAGE_REPOSITORY, description="Image the components run in.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "text"
+
+    @field_validator("team")
+    @classmethod
+    def _team_is_a_dns_label(cls, value: str) -> str:
+        if value and not TEAM_PATTERN.match(value):
+            raise ValueError(
+                f"team {value!r} must be a Kubernetes namespace name: lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters"
+            )
+        return value
+
+    @property
+    def image(self) -> str:
+        """The one image tag, derived from the package version."""
+        return f"{self.image_repository}:{__version__}"
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def effective_tracking_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def effective_registry_uri(self) -> str:
+        return self.registry_uri or self.effective_tracking_uri
+
+    @property
+    def effective_artifact_root(self) -> str:
+        root = self.artifact_root or str(self.home_dir / "artifacts")
+        return f"{root.rstrip('/')}/{self.team}" if self.team else root
+
+    @property
+    def is_local(self) -> bool:
+        """True when MLflow lives in a local SQLite store (the embedded default)."""
+        return self.effective_tracking_uri.startswith("sqlite:")
+
+    @property
+    def payload_dir(self) -> Path:
+        return self.home_dir / "payloads"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home_dir / "logs"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with ``overrides`` (from CLI flags) taking precedence.
+
+    Raises:
+        ConfigError: a setting has a wrong value; the message names the ``MLCYCLE_*`` variable.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(
+            f"setting MLCYCLE_{name.upper()} is invalid: {first['msg']}", field=name
+        ) from e

@@ -1,0 +1,53 @@
+"""Point MLflow at the configured tracking server and registry, with nothing calling out.
+
+``configure`` is the one place that turns :class:`~mlcycle.config.Settings` into MLflow state. Every
+entry point (CLI, component, predictor, test) calls it before touching MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlcycle.config import Settings
+
+# MLflow's telemetry would call out to the internet; the project switches it off everywhere.
+_QUIET_MLFLOW = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def configure(settings: Settings) -> None:
+    """Create local state directories and point MLflow at the configured stores."""
+    for key, value in _QUIET_MLFLOW.items():
+        os.environ.setdefault(key, value)
+    if settings.s3_endpoint_url:
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    if settings.is_local:
+        settings.home_dir.mkdir(parents=True, exist_ok=True)
+        (settings.home_dir / "artifacts").mkdir(exist_ok=True)
+
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.effective_tracking_uri)
+    mlflow.set_registry_uri(settings.effective_registry_uri)
+
+
+def ensure_experiment(name: str, settings: Settings) -> str:
+    """Return the id of experiment ``name``, creating it under the team's artifact root if needed."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = f"{settings.effective_artifact_root}/{name}"
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Another process created it between our look-up and create: use theirs.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
