@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         """The one image tag, derived from the package version."""
         return f"{self.image_repository}:{__version__}"
 
+    @property
+    def predictor_image(self) -> str:
+        """The predictor image (``inference/Dockerfile``), same version tag."""
+        return f"{self.image_repository}-predictor:{__version__}"
+
     @cached_property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()

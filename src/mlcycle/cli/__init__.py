@@ -1,0 +1,49 @@
+"""The ``mlcycle`` command: parsing and printing only; all work happens in the library.
+
+Each command group lives in its own module and registers itself on :data:`app`. Errors print one clear
+line and exit non-zero; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mlcycle.cli.app import app, state
+
+# Importing a command module registers its commands on ``app``.
+from mlcycle.cli import commands_lifecycle  # noqa: E402,F401  (registration side effect)
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    from mlcycle.errors import MlcycleError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except MlcycleError as e:
+        if state.debug:
+            raise
+        where = f" [{e.field}]" if e.field else ""
+        print(f"error{where}: {e.message}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # typer/click exit codes (usage errors are 2)
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a real fault: one line, with the hint to see more
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 1
+        if state.debug:
+            raise
+        print(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0
