@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     team: str = Field(default="", description="Team = Kubeflow profile = namespace; prefixes model names.")
     image_repository: str = Field(default=IMAGE_REPOSITORY, description="Image the components run in.")
+    pushgateway_url: str | None = Field(
+        default=None, description="Prometheus Pushgateway for drift/performance metrics; unset: no push."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 
