@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlcycle import __version__
@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
+    auth_keys_file: Path | None = Field(
+        default=None,
+        description="Local predictor API keys: a file of '<team>:<key>' lines (team '*' = admin).",
+    )
+    api_keys: SecretStr | None = Field(
+        default=None, description="Local predictor API keys inline: 'team-a:key1,team-b:key2'."
+    )
 
     @field_validator("team")
     @classmethod
