@@ -1,0 +1,452 @@
+"""Payload logging: what the predictor was asked and what it answered, as rolling Parquet files.
+
+Layout and columns are the contract in docs/contracts.md ("Payload logs")::
+
+    <destination>/<base_name>/part-<utc-timestamp>-<pid>-<seq>.parquet
+
+with one row per predicted row: ``request_id``, ``row``, ``timestamp`` (UTC), ``model_name``,
+``model_version``, ``protocol``, the signature's input columns, ``prediction`` and, for classifiers,
+``proba_<class>``. ``destination`` is a local directory (``MLCYCLE_HOME/payloads``) or an
+``s3://bucket/prefix`` (MinIO on a cluster; endpoint from ``MLCYCLE_S3_ENDPOINT_URL``).
+
+:class:`PayloadLogger` never blocks or fails a request: :meth:`PayloadLogger.log` only appends a
+reference to the request's data to a queue bounded in rows, and a background thread turns the queue
+into Parquet files every ``flush_rows`` rows or ``flush_seconds`` seconds. A full queue, or storage
+that cannot be written, drops rows and counts them (:attr:`PayloadLogger.dropped`, ``on_drop``); the
+logger recovers by itself when storage is writable again. :func:`read_payloads` reads the files back
+for monitoring and delayed-label joins.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.registry.uris import split_name
+
+log = logging.getLogger(__name__)
+
+FILE_PREFIX = "part-"
+FILE_SUFFIX = ".parquet"
+_TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
+META_COLUMNS = ("request_id", "row", "timestamp", "model_name", "model_version", "protocol")
+PROTOCOLS = ("v1", "v2-rest", "v2-grpc")
+
+DropCallback = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class _Record:
+    model_name: str
+    model_version: str
+    protocol: str
+    request_id: str
+    timestamp_ns: int
+    inputs: pd.DataFrame
+    predictions: Any
+    probabilities: Any
+    classes: tuple[str, ...] | None
+    rows: int
+
+    def group(self) -> tuple:
+        return (split_name(self.model_name)[1], tuple(self.inputs.columns), self.classes)
+
+
+class PayloadLogger:
+    """Appends predictions to rolling Parquet files from a background thread.
+
+    Args:
+        destination: the payloads root: a local directory or ``s3://bucket/prefix``.
+        max_queued_rows: rows held in memory at most; beyond that :meth:`log` drops and counts.
+        flush_rows: write as soon as this many rows are queued.
+        flush_seconds: write at least this often while rows are queued.
+        on_drop: called as ``on_drop(n)`` — or ``on_drop(n, model_name)`` if it takes two arguments —
+            whenever ``n`` rows are dropped (e.g. ``ServingMetrics.payload_dropped``). Called from the
+            caller's thread (queue full) or the writer thread (storage failure); it must not raise.
+        s3_endpoint_url: endpoint for an ``s3://`` destination; default: ``MLCYCLE_S3_ENDPOINT_URL``.
+    """
+
+    def __init__(
+        self,
+        destination: str | Path,
+        *,
+        max_queued_rows: int = 100_000,
+        flush_rows: int = 5_000,
+        flush_seconds: float = 5.0,
+        on_drop: DropCallback | None = None,
+        s3_endpoint_url: str | None = None,
+    ) -> None:
+        if max_queued_rows < 1 or flush_rows < 1 or flush_seconds <= 0:
+            raise ValueError("max_queued_rows and flush_rows must be >= 1 and flush_seconds > 0")
+        self._store = _store_for(destination, s3_endpoint_url)
+        self.destination = str(destination)
+        self.max_queued_rows = max_queued_rows
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._on_drop = on_drop
+        self._on_drop_takes_model = _takes_two_args(on_drop)
+        self.dropped = 0
+        self.written = 0
+        self.files_written = 0
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Record] = []
+        self._queued_rows = 0
+        self._flush_wanted = 0  # generation counters: flush() waits until written >= wanted
+        self._flush_done = 0
+        self._closed = False
+        self._failing = False
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    # -- the hot path -----------------------------------------------------------------------------
+
+    def log(
+        self,
+        *,
+        model_name: str,
+        model_version: str,
+        protocol: str,
+        request_id: str,
+        inputs: pd.DataFrame,
+        predictions: Any,
+        probabilities: Any = None,
+        classes: Sequence[Any] | None = None,
+    ) -> bool:
+        """Queue one request's rows; True if queued, False if dropped (queue full or logger closed).
+
+        The logger keeps references to ``inputs``, ``predictions`` and ``probabilities`` until they
+        are written: the caller must not modify them afterwards. Never blocks on I/O, never raises
+        for storage problems.
+        """
+        rows = len(inputs)
+        if rows == 0:
+            return True
+        if os.getpid() != self._pid:  # forked into a worker: the writer thread did not come along
+            self._init_state()
+        record = _Record(
+            model_name=model_name,
+            model_version=str(model_version),
+            protocol=protocol,
+            request_id=str(request_id),
+            timestamp_ns=time.time_ns(),
+            inputs=inputs,
+            predictions=predictions,
+            probabilities=probabilities,
+            classes=None if classes is None or probabilities is None else tuple(str(c) for c in classes),
+            rows=rows,
+        )
+        with self._cond:
+            if self._closed or self._queued_rows + rows > self.max_queued_rows:
+                accepted = False
+            else:
+                self._queue.append(record)
+                self._queued_rows += rows
+                accepted = True
+                if self._thread is None:
+                    self._start()
+                if self._queued_rows >= self.flush_rows:
+                    self._cond.notify_all()
+        if not accepted:
+            self._drop(rows, model_name)
+        return accepted
+
+    # -- control ----------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        """Block until everything queued before this call is written (or dropped)."""
+        with self._cond:
+            if self._thread is None:
+                return
+            self._flush_wanted += 1
+            wanted = self._flush_wanted
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._flush_done >= wanted, timeout=timeout)
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Write what is queued, stop the writer thread; later :meth:`log` calls drop. Idempotent."""
+        self.flush(timeout=timeout)
+        with self._cond:
+            self._closed = True
+            thread = self._thread
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=timeout)
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting to be written."""
+        return self._queued_rows
+
+    # -- the writer thread ------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mlcycle-payload-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            with self._cond:
+                while not (
+                    self._closed
+                    or self._queued_rows >= self.flush_rows
+                    or self._flush_wanted > self._flush_done
+                    or (self._queue and time.monotonic() >= deadline)
+                ):
+                    wait = deadline - time.monotonic() if self._queue else self.flush_seconds
+                    self._cond.wait(timeout=max(wait, 0.001))
+                batch, self._queue, self._queued_rows = self._queue, [], 0
+                wanted = self._flush_wanted
+                closing = self._closed
+            if batch:
+                self._write(batch)
+            deadline = time.monotonic() + self.flush_seconds
+            with self._cond:
+                self._flush_done = max(self._flush_done, wanted)
+                self._cond.notify_all()
+                if closing and not self._queue:
+                    self._thread = None
+                    return
+
+    def _write(self, batch: list[_Record]) -> None:
+        groups: dict[tuple, list[_Record]] = {}
+        for record in batch:
+            groups.setdefault(record.group(), []).append(record)
+        for (base_name, _, _), records in groups.items():
+            rows = sum(r.rows for r in records)
+            try:
+                table = _to_table(records)
+                name = (
+                    f"{FILE_PREFIX}{datetime.now(UTC).strftime(_TS_FORMAT)}-{self._pid}-"
+                    f"{next(self._seq):06d}{FILE_SUFFIX}"
+                )
+                self._store.write(base_name, name, table)
+            except Exception as e:  # noqa: BLE001 - storage of any kind failing must not stop serving
+                if not self._failing:
+                    log.warning("payload log: cannot write to %s (%s); dropping rows until it recovers",
+                                self.destination, e)
+                self._failing = True
+                self._drop(rows, records[0].model_name)
+                continue
+            if self._failing:
+                log.warning("payload log: writing to %s again", self.destination)
+                self._failing = False
+            self.written += rows
+            self.files_written += 1
+
+    def _drop(self, rows: int, model_name: str) -> None:
+        self.dropped += rows
+        if self._on_drop is None:
+            return
+        try:
+            if self._on_drop_takes_model:
+                self._on_drop(rows, model_name)
+            else:
+                self._on_drop(rows)
+        except Exception:  # noqa: BLE001 - a metrics hiccup must not break logging
+            log.exception("payload log: on_drop callback failed")
+
+
+def _takes_two_args(fn: DropCallback | None) -> bool:
+    if fn is None:
+        return False
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def _to_table(records: list[_Record]):
+    import pyarrow as pa
+
+    counts = np.fromiter((r.rows for r in records), dtype=np.int64, count=len(records))
+    columns: dict[str, Any] = {
+        "request_id": pa.array(np.repeat(np.array([r.request_id for r in records], dtype=object), counts),
+                               type=pa.string()),
+        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int64) for n in counts])),
+        "timestamp": pa.array(np.repeat(np.array([r.timestamp_ns for r in records], dtype=np.int64) // 1000,
+                                        counts), type=pa.timestamp("us", tz="UTC")),
+    }
+    for column in ("model_name", "model_version", "protocol"):
+        values = np.array([getattr(r, column) for r in records], dtype=object)
+        columns[column] = pa.array(np.repeat(values, counts), type=pa.string())
+    for column in records[0].inputs.columns:
+        columns[str(column)] = _concat([r.inputs[column].to_numpy() for r in records])
+    columns["prediction"] = _concat([np.asarray(r.predictions).reshape(-1) for r in records])
+    classes = records[0].classes
+    if classes is not None:
+        proba = np.concatenate([np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1)
+                                for r in records])
+        for i, name in enumerate(classes):
+            columns[f"proba_{name}"] = proba[:, i]
+    return pa.table(columns)
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+# -- storage ------------------------------------------------------------------------------------
+
+
+class _LocalStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, base_name: str, name: str, table) -> None:
+        import pyarrow.parquet as pq
+
+        directory = self.root / base_name
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{name}.tmp"
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, directory / name)  # readers never see a half-written file
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def list(self, base_name: str) -> list[str]:
+        directory = self.root / base_name
+        if not directory.is_dir():
+            return []
+        return sorted(p.name for p in directory.iterdir() if _is_part(p.name))
+
+    def read(self, base_name: str, name: str):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.root / base_name / name)
+
+
+class _S3Store:
+    def __init__(self, uri: str, endpoint_url: str | None) -> None:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3", endpoint_url=self.endpoint_url)
+        return self._client
+
+    def _key(self, base_name: str, name: str = "") -> str:
+        return "/".join(p for p in (self.prefix, base_name, name) if p) + ("" if name else "/")
+
+    def write(self, base_name: str, name: str, table) -> None:
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        self.client.put_object(Bucket=self.bucket, Key=self._key(base_name, name), Body=buffer.getvalue())
+
+    def list(self, base_name: str) -> list[str]:
+        names = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(base_name)):
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if _is_part(name):
+                    names.append(name)
+        return sorted(names)
+
+    def read(self, base_name: str, name: str):
+        import pyarrow.parquet as pq
+
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(base_name, name))["Body"].read()
+        return pq.read_table(io.BytesIO(body))
+
+
+def _store_for(destination: str | Path, endpoint_url: str | None):
+    text = str(destination)
+    if text.startswith("s3://"):
+        if not text.removeprefix("s3://").split("/", 1)[0]:
+            raise ValueError(f"payload log destination {text!r} names no bucket")
+        if endpoint_url is None:
+            from mlcycle.config import load_settings
+
+            endpoint_url = load_settings().s3_endpoint_url
+        return _S3Store(text, endpoint_url)
+    if "://" in text:
+        raise ValueError(f"payload log destination {text!r} must be a local directory or an s3:// URI")
+    return _LocalStore(Path(text).expanduser())
+
+
+def _is_part(name: str) -> bool:
+    return name.startswith(FILE_PREFIX) and name.endswith(FILE_SUFFIX)
+
+
+def _file_time(name: str) -> datetime | None:
+    stamp = name.removeprefix(FILE_PREFIX).split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, _TS_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _utc(moment: datetime | None) -> pd.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def read_payloads(
+    source: str | Path,
+    model_name: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    s3_endpoint_url: str | None = None,
+) -> pd.DataFrame:
+    """Read the payload log of ``model_name`` (registered or base name) written under ``source``.
+
+    Rows with ``since <= timestamp < until`` (naive datetimes are UTC), ordered by time, request and
+    row. With a team-qualified ``model_name`` only that team's rows are returned. An empty frame with
+    the metadata columns when nothing was logged.
+    """
+    store = _store_for(source, s3_endpoint_url)
+    base_name = split_name(model_name)[1]
+    start, end = _utc(since), _utc(until)
+    tables = []
+    for name in store.list(base_name):
+        written = _file_time(name)
+        if start is not None and written is not None and written < start:
+            continue  # every row in a file was logged before the file was written
+        tables.append(store.read(base_name, name).to_pandas())
+    if not tables:
+        frame = pd.DataFrame({c: pd.Series(dtype="object") for c in META_COLUMNS})
+        frame["row"] = frame["row"].astype("int64")
+        frame["timestamp"] = pd.Series(dtype="datetime64[us, UTC]")
+        return frame
+    frame = pd.concat(tables, ignore_index=True)
+    keep = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        keep &= (frame["timestamp"] >= start).to_numpy()
+    if end is not None:
+        keep &= (frame["timestamp"] < end).to_numpy()
+    if "." in model_name:
+        keep &= (frame["model_name"] == model_name).to_numpy()
+    frame = frame[keep]
+    return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,184 @@
+"""Payload logging: contract layout and columns, bounded memory, storage failures and recovery, S3."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcycle.serving.payload_log import PayloadLogger, read_payloads
+
+CLASSES = ["class_0", "class_1", "class_2"]
+
+
+def request(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    inputs = pd.DataFrame({"alcohol": rng.normal(13, 1, n), "malic_acid": rng.normal(2, 1, n),
+                           "magnesium": rng.integers(70, 160, n)})
+    proba = rng.dirichlet(np.ones(3), n)
+    predictions = np.array(CLASSES)[proba.argmax(axis=1)]
+    return inputs, predictions, proba
+
+
+def log_one(logger: PayloadLogger, request_id: str, n: int, *, model="team-a.wine", version="3",
+            protocol="v2-rest", seed=0) -> bool:
+    inputs, predictions, proba = request(n, seed)
+    return logger.log(model_name=model, model_version=version, protocol=protocol, request_id=request_id,
+                      inputs=inputs, predictions=predictions, probabilities=proba, classes=CLASSES)
+
+
+def wait_until(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_round_trip_follows_the_contract(tmp_path):
+    logger = PayloadLogger(tmp_path, flush_seconds=60)
+    before = datetime.now(UTC)
+    assert log_one(logger, "req-1", 3, seed=1)
+    assert log_one(logger, "req-2", 1, seed=2, protocol="v1", version="4")
+    logger.flush()
+    files = sorted((tmp_path / "wine").iterdir())
+    assert len(files) == 1 and files[0].name.startswith("part-") and files[0].suffix == ".parquet"
+    assert logger.written == 4 and logger.dropped == 0
+
+    frame = read_payloads(tmp_path, "team-a.wine")
+    assert list(frame.columns) == ["request_id", "row", "timestamp", "model_name", "model_version",
+                                   "protocol", "alcohol", "malic_acid", "magnesium", "prediction",
+                                   "proba_class_0", "proba_class_1", "proba_class_2"]
+    assert frame["request_id"].tolist() == ["req-1"] * 3 + ["req-2"]
+    assert frame["row"].tolist() == [0, 1, 2, 0]
+    assert frame["model_version"].tolist() == ["3", "3", "3", "4"]
+    assert frame["protocol"].tolist() == ["v2-rest"] * 3 + ["v1"]
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+    assert (frame["timestamp"] >= before - timedelta(milliseconds=1)).all()
+    inputs, predictions, proba = request(3, seed=1)
+    pd.testing.assert_frame_equal(frame.loc[:2, list(inputs.columns)], inputs, check_dtype=False)
+    assert frame.loc[:2, "prediction"].tolist() == predictions.tolist()
+    np.testing.assert_allclose(frame.loc[:2, ["proba_class_0", "proba_class_1", "proba_class_2"]], proba)
+    logger.close()
+
+
+def test_read_filters_by_time_and_team(tmp_path):
+    logger = PayloadLogger(tmp_path, flush_seconds=60)
+    log_one(logger, "early", 2)
+    logger.flush()
+    time.sleep(0.01)
+    middle = datetime.now(UTC)
+    log_one(logger, "late", 2)
+    log_one(logger, "other-team", 1, model="team-b.wine")
+    logger.close()
+    assert read_payloads(tmp_path, "team-a.wine", since=middle)["request_id"].unique().tolist() == ["late"]
+    assert read_payloads(tmp_path, "team-a.wine", until=middle)["request_id"].unique().tolist() == ["early"]
+    naive = middle.astimezone(UTC).replace(tzinfo=None)
+    assert set(read_payloads(tmp_path, "team-a.wine", since=naive)["request_id"]) == {"late"}
+    assert set(read_payloads(tmp_path, "wine")["request_id"]) == {"early", "late", "other-team"}
+
+
+def test_nothing_logged_reads_as_an_empty_frame(tmp_path):
+    frame = read_payloads(tmp_path / "nowhere", "wine")
+    assert frame.empty and {"request_id", "row", "timestamp", "model_version"} <= set(frame.columns)
+
+
+def test_regressor_without_probabilities(tmp_path):
+    logger = PayloadLogger(tmp_path)
+    logger.log(model_name="price", model_version="1", protocol="v2-grpc", request_id="r",
+               inputs=pd.DataFrame({"x": [1.0, 2.0]}), predictions=np.array([[0.5], [1.5]]))
+    logger.close()
+    frame = read_payloads(tmp_path, "price")
+    assert frame["prediction"].tolist() == [0.5, 1.5]
+    assert not [c for c in frame.columns if c.startswith("proba_")]
+
+
+def test_writes_by_itself_when_enough_rows_are_queued(tmp_path):
+    logger = PayloadLogger(tmp_path, flush_rows=10, flush_seconds=3600)
+    for i in range(5):
+        log_one(logger, f"r{i}", 2)
+    assert wait_until(lambda: logger.written == 10)
+    logger.close()
+
+
+def test_writes_by_itself_after_flush_seconds(tmp_path):
+    logger = PayloadLogger(tmp_path, flush_rows=1000, flush_seconds=0.05)
+    log_one(logger, "r", 1)
+    assert wait_until(lambda: logger.written == 1)
+    logger.close()
+
+
+def test_full_queue_drops_counts_and_never_blocks(tmp_path):
+    drops: list[tuple] = []
+    logger = PayloadLogger(tmp_path, max_queued_rows=10, flush_rows=1000, flush_seconds=3600,
+                           on_drop=lambda n, model: drops.append((n, model)))
+    assert log_one(logger, "a", 6)
+    assert log_one(logger, "b", 4)
+    assert not log_one(logger, "c", 1)  # 10 rows queued: the queue is full
+    assert not log_one(logger, "d", 5, model="team-a.other")
+    assert logger.dropped == 6 and drops == [(1, "team-a.wine"), (5, "team-a.other")]
+    assert logger.queued == 10
+    logger.flush()
+    assert logger.written == 10 and logger.queued == 0
+    assert log_one(logger, "e", 10)  # room again
+    logger.close()
+    assert not log_one(logger, "after-close", 1)
+    assert set(read_payloads(tmp_path, "wine")["request_id"]) == {"a", "b", "e"}
+
+
+def test_unwritable_storage_keeps_serving_counts_and_recovers(tmp_path):
+    counted: list[int] = []
+    logger = PayloadLogger(tmp_path, flush_seconds=3600, on_drop=counted.append)  # one-argument callback
+    (tmp_path / "wine").write_text("a file where the model's directory should be")
+    assert log_one(logger, "lost", 3)  # the caller is never told: storage trouble is not its problem
+    logger.flush()
+    assert logger.dropped == 3 and counted == [3] and logger.written == 0
+    assert log_one(logger, "lost-too", 2)
+    logger.flush()
+    assert logger.dropped == 5
+
+    (tmp_path / "wine").unlink()  # storage is back
+    assert log_one(logger, "kept", 2)
+    logger.close()
+    assert logger.written == 2 and logger.dropped == 5
+    assert set(read_payloads(tmp_path, "wine")["request_id"]) == {"kept"}
+    assert not [p for p in (tmp_path / "wine").iterdir() if not p.name.startswith("part-")]
+
+
+def test_s3_destination(monkeypatch):
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("MLCYCLE_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="payloads")
+        logger = PayloadLogger("s3://payloads/prod/team-a")
+        log_one(logger, "r1", 2)
+        log_one(logger, "r2", 1)
+        logger.close()
+        keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="payloads")["Contents"]]
+        assert len(keys) == 1 and keys[0].startswith("prod/team-a/wine/part-")
+        frame = read_payloads("s3://payloads/prod/team-a", "team-a.wine")
+        assert frame["request_id"].tolist() == ["r1", "r1", "r2"]
+        assert logger.written == 3
+
+        broken = PayloadLogger("s3://no-such-bucket/x")
+        log_one(broken, "r", 2)
+        broken.close()
+        assert broken.dropped == 2 and broken.written == 0
+
+
+def test_bad_destinations_fail_at_start(tmp_path):
+    with pytest.raises(ValueError, match="local directory or an s3"):
+        PayloadLogger("gs://bucket/x")
+    with pytest.raises(ValueError, match="names no bucket"):
+        PayloadLogger("s3:///x")
+    with pytest.raises(ValueError):
+        PayloadLogger(tmp_path, max_queued_rows=0)
