@@ -1,0 +1,187 @@
+"""Roll a model version out, promote or roll back its canary, and keep the registry's tags in step.
+
+Each function here is one rollout step: render (pure) → apply (:mod:`mlcycle.deploy.kube`) → record the
+serving state on the model versions (:mod:`mlcycle.deploy.serving_state`). :func:`deploy_after_gate` is
+what the pipeline's ``deploy_model`` component calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from mlcycle.deploy.canary import CanaryDecision, CanaryPolicy, decide_canary
+from mlcycle.deploy.environments import get_environment
+from mlcycle.deploy.kube import (
+    RolloutResult,
+    apply_inference_service,
+    get_inference_service,
+    model_uri_of,
+    promote,
+    rollback,
+)
+from mlcycle.deploy.prometheus import PrometheusReader, read_canary_samples
+from mlcycle.deploy.render import inference_service_name, render_inference_service
+from mlcycle.deploy.serving_state import (
+    CANARY,
+    SERVING,
+    read_serving_state,
+    record_rollout,
+    serving_tag,
+)
+from mlcycle.errors import InvalidInputError, ModelNotFoundError
+from mlcycle.registry.uris import parse_model_ref, qualified_name, split_name
+
+
+def _target(model: str, team: str) -> tuple[str, str, str]:
+    """``(registered name, InferenceService name, namespace)`` for ``model`` of ``team``."""
+    from mlcycle.deploy.environments import PLATFORM_NAMESPACE
+
+    registered = qualified_name(model, team)
+    owner, base = split_name(registered)
+    return registered, inference_service_name(base), owner or PLATFORM_NAMESPACE
+
+
+def deploy_version(
+    api: Any, client: Any, model: str, version: str | int, environment: str, *, team: str = ""
+) -> RolloutResult:
+    """Roll ``version`` of ``model`` out in ``environment``: 100% the first time, else as a canary.
+
+    Args:
+        api: a ``kubernetes.client.CustomObjectsApi``.
+        client: an ``mlflow.MlflowClient`` (the serving state is written to the version's tags).
+        model: base or registered name.
+        version: registered model version.
+        environment: ``dev``, ``staging`` or ``prod``.
+        team: owning team (its namespace serves the model).
+    """
+    env = get_environment(environment)
+    registered, _, _ = _target(model, team)
+    client.get_model_version(registered, str(version))  # fail before touching the cluster
+    isvc = render_inference_service(registered, environment, team=team, version=version)
+    result = apply_inference_service(api, isvc, env.canary_percent)
+    record_rollout(client, registered, str(version), environment, result)
+    return result
+
+
+def _latest_version(api: Any, name: str, namespace: str) -> str:
+    existing = get_inference_service(api, name, namespace)
+    if existing is None:
+        raise ModelNotFoundError(f"inferenceservice {namespace}/{name} does not exist", field="name")
+    ref = parse_model_ref(model_uri_of(existing))
+    if ref.version is None:
+        raise InvalidInputError(
+            f"inferenceservice {namespace}/{name} serves {ref.uri!r}, not a pinned version; "
+            "deploy a version before promoting or rolling back",
+            field="model",
+        )
+    return ref.version
+
+
+def promote_canary(api: Any, client: Any, model: str, environment: str, *, team: str = "") -> RolloutResult:
+    """Give the canary all traffic and record it; the previous version is ``retired``."""
+    get_environment(environment)
+    registered, name, namespace = _target(model, team)
+    version = _latest_version(api, name, namespace)
+    result = promote(api, name, namespace)
+    record_rollout(client, registered, version, environment, result)
+    return result
+
+
+def rollback_canary(api: Any, client: Any, model: str, environment: str, *, team: str = "") -> RolloutResult:
+    """Set the canary's traffic to 0% and record it; the previous version serves everything again."""
+    get_environment(environment)
+    registered, name, namespace = _target(model, team)
+    version = _latest_version(api, name, namespace)
+    result = rollback(api, name, namespace)
+    record_rollout(client, registered, version, environment, result)
+    return result
+
+
+def analyze_canary(
+    api: Any,
+    client: Any,
+    reader: PrometheusReader,
+    model: str,
+    environment: str,
+    *,
+    team: str = "",
+    window: str = "10m",
+    policy: CanaryPolicy | None = None,
+    auto_promote: bool = False,
+) -> tuple[CanaryDecision, RolloutResult | None]:
+    """Read the canary's metrics, decide, and act: a rollback always, a promotion if ``auto_promote``.
+
+    The champion and canary versions come from the registry's serving tags in ``environment``.
+
+    Raises:
+        InvalidInputError: no canary is running in ``environment``.
+    """
+    registered, name, namespace = _target(model, team)
+    state = read_serving_state(client, registered, environment)
+    canaries = [v for v, tags in state.items() if tags.get("state") == CANARY]
+    champions = [v for v, tags in state.items() if tags.get("state") == SERVING]
+    if not canaries or not champions:
+        raise InvalidInputError(
+            f"no canary of {registered} is running in {environment} (serving tags: {state or 'none'})",
+            field="model",
+        )
+    champion_samples, canary_samples = read_canary_samples(
+        reader,
+        model=split_name(registered)[1],
+        champion_version=max(champions, key=int),
+        canary_version=max(canaries, key=int),
+        namespace=namespace,
+        window=window,
+    )
+    decision = decide_canary(champion_samples, canary_samples, policy)
+    if decision.action == "rollback":
+        return decision, rollback_canary(api, client, registered, environment, team=team)
+    if decision.action == "promote" and auto_promote:
+        return decision, promote_canary(api, client, registered, environment, team=team)
+    return decision, None
+
+
+def deploy_after_gate(
+    model: str,
+    version: str,
+    environment: str,
+    *,
+    team: str = "",
+    gate_decision: str = "promote",
+    settings: Any = None,
+    api: Any = None,
+) -> dict[str, Any]:
+    """The pipeline's deploy step: deploy a version the gate promoted; skip (and say why) otherwise.
+
+    In local mode (an embedded SQLite MLflow store, no cluster) the step is skipped and the reason is
+    recorded on the version as ``mlcycle.serving.<env>.state = skipped`` and ``...reason``; serve
+    locally with the predictor (``python -m inference models:/<name>/<version>``) instead.
+
+    Returns:
+        A JSON-able summary: ``action`` (a :class:`RolloutResult` action or ``skipped``) and details.
+    """
+    from mlflow import MlflowClient
+
+    from mlcycle.config import load_settings
+
+    settings = settings or load_settings()
+    get_environment(environment)
+    registered = qualified_name(model, team)
+    client = MlflowClient()
+    if gate_decision != "promote":
+        return {"action": "skipped", "reason": f"the gate decided {gate_decision!r}", "model": registered}
+    if settings.is_local and api is None:
+        reason = (
+            "local mode: no Kubernetes cluster; serve it with "
+            f"`python -m inference models:/{registered}/{version}`"
+        )
+        client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"), "skipped")
+        client.set_model_version_tag(registered, str(version), serving_tag(environment, "reason"), reason)
+        return {"action": "skipped", "reason": reason, "model": registered, "version": str(version)}
+    if api is None:
+        from mlcycle.deploy.kube import load_custom_objects_api
+
+        api = load_custom_objects_api()
+    result = deploy_version(api, client, registered, version, environment, team=team)
+    return {**asdict(result), "model": registered, "version": str(version), "environment": environment}
