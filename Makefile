@@ -27,7 +27,6 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src components pipelines inference tests benchmarks
 
 compile: $(STAMP)
 	$(BIN)/mlcycle compile

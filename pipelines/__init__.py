@@ -1,0 +1,1 @@
+"""Pipeline wiring (``@dsl.pipeline`` only), the local runner, and the compiler entry point."""

@@ -22,6 +22,9 @@ from mlcycle.errors import ConfigError
 # A team is a Kubeflow profile is a namespace: a DNS-1123 label.
 TEAM_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 IMAGE_REPOSITORY = "ghcr.io/mlcycle/mlcycle"
+# The image compiled into the pipeline YAML. A constant (not read from the environment) so that the
+# committed YAML is the same on every machine; it follows the package version.
+COMPONENT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 
 
 class Settings(BaseSettings):
@@ -63,6 +66,22 @@ class Settings(BaseSettings):
     )
     api_keys: SecretStr | None = Field(
         default=None, description="Local predictor API keys inline: 'team-a:key1,team-b:key2'."
+    )
+    serving_max_rows: int = Field(
+        default=10_000, ge=1, description="Predictor: most rows one request may carry (more: HTTP 413)."
+    )
+    serving_batch_max_rows: int = Field(
+        default=256, ge=1, description="Predictor: most rows combined into one micro-batched predict call."
+    )
+    serving_batch_max_wait_ms: float = Field(
+        default=0.0, ge=0, description="Predictor: how long a non-full micro-batch waits for more (0: never)."
+    )
+    serving_poll_seconds: float = Field(
+        default=30.0, ge=0, description="Predictor: seconds between checks that an alias moved (0: off)."
+    )
+    serving_payload_log: bool = Field(default=True, description="Predictor: log payloads for monitoring.")
+    serving_payload_destination: str | None = Field(
+        default=None, description="Payload logs: directory or s3:// prefix; default MLCYCLE_HOME/payloads."
     )
 
     @field_validator("team")
@@ -116,6 +135,23 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.home_dir / "logs"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``MLCYCLE_*`` variables that reproduce ``settings`` in a child process (pipeline steps)."""
+    env = {
+        "MLCYCLE_HOME": str(settings.home_dir),
+        "MLCYCLE_TRACKING_URI": settings.effective_tracking_uri,
+        "MLCYCLE_REGISTRY_URI": settings.effective_registry_uri,
+        "MLCYCLE_TEAM": settings.team,
+        "MLCYCLE_LOG_LEVEL": settings.log_level,
+        "MLCYCLE_LOG_FORMAT": settings.log_format,
+    }
+    if settings.artifact_root:
+        env["MLCYCLE_ARTIFACT_ROOT"] = settings.artifact_root
+    if settings.s3_endpoint_url:
+        env["MLCYCLE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    return env
 
 
 def load_settings(**overrides: object) -> Settings:

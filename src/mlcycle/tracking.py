@@ -7,6 +7,7 @@ entry point (CLI, component, predictor, test) calls it before touching MLflow.
 from __future__ import annotations
 
 import os
+import sys
 
 from mlcycle.config import Settings
 
@@ -28,10 +29,15 @@ def configure(settings: Settings) -> None:
         settings.home_dir.mkdir(parents=True, exist_ok=True)
         (settings.home_dir / "artifacts").mkdir(exist_ok=True)
 
-    import mlflow
+    # Through the environment, so a step that never touches MLflow does not pay for importing it (and
+    # child processes inherit it); an already-imported MLflow is pointed at the stores directly.
+    os.environ["MLFLOW_TRACKING_URI"] = settings.effective_tracking_uri
+    os.environ["MLFLOW_REGISTRY_URI"] = settings.effective_registry_uri
+    if "mlflow" in sys.modules:
+        import mlflow
 
-    mlflow.set_tracking_uri(settings.effective_tracking_uri)
-    mlflow.set_registry_uri(settings.effective_registry_uri)
+        mlflow.set_tracking_uri(settings.effective_tracking_uri)
+        mlflow.set_registry_uri(settings.effective_registry_uri)
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
@@ -51,3 +57,12 @@ def ensure_experiment(name: str, settings: Settings) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def configured_settings(**overrides: object) -> Settings:
+    """Settings from the environment (plus overrides), with MLflow configured: a component's first line."""
+    from mlcycle.config import load_settings
+
+    settings = load_settings(**overrides)
+    configure(settings)
+    return settings

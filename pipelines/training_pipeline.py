@@ -1,0 +1,78 @@
+"""The training pipeline: load → train → evaluate → register (gate) → promote if the gate passes."""
+
+from kfp import dsl
+
+from components.evaluate_model import evaluate_model
+from components.gate_model import gate_model
+from components.load_data import load_data
+from components.promote_model import promote_model
+from components.register_model import register_model
+from components.train_model import train_model
+
+
+@dsl.pipeline(
+    name="mlcycle-training",
+    description="Train a model, track it in MLflow, evaluate it against the champion, register it, "
+    "and promote it only if it passes the gate.",
+)
+def training_pipeline(
+    dataset: str = "wine",
+    target: str = "",
+    model_name: str = "",
+    team: str = "",
+    model_type: str = "random_forest",
+    params: str = "{}",
+    n_trials: int = 0,
+    test_size: float = 0.25,
+    seed: int = 0,
+    gate_metric: str = "f1_macro",
+    min_improvement: float = 0.0,
+    floor: float = 0.5,
+) -> str:
+    """Training, evaluation and registration with a promotion gate.
+
+    Args:
+        dataset: ``wine``, ``breast_cancer``, ``synthetic[:rows=N,...]``, or a CSV/Parquet path or s3:// URI.
+        target: target column (empty for the built-in sets).
+        model_name: registered-model name; empty means the dataset's name.
+        team: team prefix for the registered model (empty: the step's MLCYCLE_TEAM).
+        model_type: ``random_forest``, ``hist_gradient_boosting`` or ``logistic_regression``.
+        params: hyperparameters as a JSON object.
+        n_trials: random-search trials (0: none).
+        test_size: share of rows held out.
+        seed: random seed.
+        gate_metric: metric the gate compares.
+        min_improvement: how much the candidate must beat the champion by.
+        floor: worst acceptable metric value.
+
+    Returns:
+        The registered version (the gate's decision and reason are its tags in MLflow).
+    """
+    data = load_data(dataset=dataset, target=target, model_name=model_name, team=team,
+                     test_size=test_size, seed=seed)
+    data.set_display_name("load and validate data")
+    trained = train_model(
+        train_data=data.outputs["train_data"], target=data.outputs["target"],
+        registered_name=data.outputs["registered_name"], model_type=model_type, params=params,
+        n_trials=n_trials, seed=seed, dataset=dataset, data_hash=data.outputs["data_hash"],
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+    trained.set_display_name("train")
+    evaluated = evaluate_model(
+        run_id=trained.outputs["run_id"], test_data=data.outputs["test_data"],
+        target=data.outputs["target"], registered_name=data.outputs["registered_name"])
+    evaluated.set_display_name("evaluate against champion")
+    registered = register_model(run_id=trained.outputs["run_id"], registered_name=data.outputs["registered_name"])
+    registered.after(evaluated)
+    registered.set_display_name("register version")
+    gate = gate_model(
+        run_id=trained.outputs["run_id"], registered_name=data.outputs["registered_name"],
+        version=registered.output, gate_metric=gate_metric, min_improvement=min_improvement, floor=floor,
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+    gate.set_display_name("promotion gate")
+    # The gate's decision is a single output on purpose: kfp.local's condition evaluator resolves
+    # only single (`Output`) task outputs, so `dsl.If` on it works the same locally and on a cluster.
+    with dsl.If(gate.output == "promote", name="gate-passed"):
+        promoted = promote_model(registered_name=data.outputs["registered_name"], version=registered.output,
+                                 pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        promoted.set_display_name("promote to champion")
+    return registered.output

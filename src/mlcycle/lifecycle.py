@@ -1,0 +1,200 @@
+"""The training lifecycle's steps, one function per pipeline component.
+
+Each function is what one kfp component calls (a component body is artifact plumbing plus one call
+here), and the in-process benchmark and tests call them directly. Data passes between steps as files
+(kfp artifacts) and as the MLflow run, which is the source of truth for metrics and lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlcycle.config import Settings
+from mlcycle.data import QualityRules, content_hash, dataset_name, load_dataset, split_dataset, validate_dataset
+from mlcycle.errors import InvalidInputError, PermissionDeniedError
+from mlcycle.registry import versions
+from mlcycle.registry.gate import GateDecision, GatePolicy, decide
+from mlcycle.registry.uris import CHAMPION, qualified_name
+from mlcycle.training.evaluate import Comparison, compare_with_champion, log_comparison
+from mlcycle.training.train import MODEL_URI_TAG, TrainingRequest, TrainingResult, train_model
+
+log = logging.getLogger(__name__)
+
+LINEAGE_TAGS = ("mlcycle.data_hash", "mlcycle.dataset", "mlcycle.pipeline_run_id", "mlcycle.model_type",
+                "mlcycle.team", "mlcycle.code_version", "mlcycle.target")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    target: str
+    data_hash: str
+    rows: int
+    train_rows: int
+    test_rows: int
+
+
+def registered_name_for(dataset: str, name: str = "", team: str = "") -> str:
+    """The registered-model name: ``name`` or the dataset's name, with the team prefix."""
+    return qualified_name(name or dataset_name(dataset), team)
+
+
+def resolve_registered_name(dataset: str, name: str, team: str, settings: Settings) -> str:
+    """The registered name a run writes to; a step configured for one team may not write for another."""
+    if team and settings.team and team != settings.team:
+        raise PermissionDeniedError(
+            f"this step runs for team {settings.team!r} (MLCYCLE_TEAM) and may not write team {team!r}'s models",
+            field="team",
+        )
+    return registered_name_for(dataset, name, team or settings.team)
+
+
+def prepare_data(source: str, target: str | None, train_path: str | Path, test_path: str | Path, *,
+                 test_size: float = 0.25, seed: int = 0, rules: QualityRules | None = None,
+                 endpoint_url: str | None = None) -> PreparedData:
+    """Load, validate and split a data source; write train/test Parquet files; hash the content."""
+    frame, target = load_dataset(source, target, endpoint_url=endpoint_url)
+    validate_dataset(frame, target, rules)
+    train, test = split_dataset(frame, target, test_size=test_size, seed=seed)
+    for part, path in ((train, train_path), (test, test_path)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        part.to_parquet(path, index=False)
+    return PreparedData(target=target, data_hash=content_hash(frame), rows=len(frame),
+                        train_rows=len(train), test_rows=len(test))
+
+
+def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Hyperparameters from a JSON object string (pipeline parameter) or a dict."""
+    if params is None or params == "":
+        return {}
+    if isinstance(params, dict):
+        return dict(params)
+    try:
+        parsed = json.loads(params)
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"params must be a JSON object: {e}", field="params") from e
+    if not isinstance(parsed, dict):
+        raise InvalidInputError("params must be a JSON object like {\"max_depth\": 4}", field="params")
+    return parsed
+
+
+def run_training(train_path: str | Path, target: str, settings: Settings, *, registered_name: str,
+                 model_type: str = "random_forest", params: str | dict | None = None, n_trials: int = 0,
+                 seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = ""
+                 ) -> TrainingResult:
+    """Train on the train split and record the MLflow run (experiment = registered name)."""
+    request = TrainingRequest(
+        experiment=registered_name,
+        model_type=model_type,
+        params=parse_params(params),
+        n_trials=n_trials,
+        seed=seed,
+        tags={"mlcycle.dataset": dataset, "mlcycle.data_hash": data_hash,
+              "mlcycle.pipeline_run_id": pipeline_run_id, "mlcycle.registered_name": registered_name},
+    )
+    return train_model(pd.read_parquet(train_path), target, request, settings)
+
+
+def run_evaluation(run_id: str, test_path: str | Path, target: str, registered_name: str) -> Comparison:
+    """Score the run's model and the current champion on the same holdout; record it on the run."""
+    import mlflow.sklearn
+
+    model = mlflow.sklearn.load_model(model_uri_of_run(run_id))
+    comparison = compare_with_champion(model, pd.read_parquet(test_path), target, registered_name)
+    log_comparison(run_id, comparison)
+    return comparison
+
+
+def model_uri_of_run(run_id: str, run=None) -> str:
+    """The URI of the model a training run logged (recorded as a run tag by the training step)."""
+    from mlflow.tracking import MlflowClient
+
+    run = run or MlflowClient().get_run(run_id)
+    uri = run.data.tags.get(MODEL_URI_TAG)
+    if not uri:
+        raise InvalidInputError(f"run {run_id} logged no model (tag {MODEL_URI_TAG} missing)", field="run_id")
+    return uri
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    registered_name: str
+    version: str
+    decision: GateDecision
+
+    @property
+    def promote(self) -> bool:
+        return self.decision.promote
+
+
+def register_candidate(run_id: str, registered_name: str) -> str:
+    """Register the run's model as a version of ``registered_name`` with its lineage tags (idempotent)."""
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient().get_run(run_id)
+    lineage = {k: v for k, v in run.data.tags.items() if k in LINEAGE_TAGS}
+    return versions.register_version(registered_name, model_uri_of_run(run_id, run), run_id, tags=lineage)
+
+
+def gate_candidate(run_id: str, registered_name: str, version: str, policy: GatePolicy, *,
+                   decided_by: str | None = None) -> GateDecision:
+    """Decide whether ``version`` may become champion, record why, and point ``challenger`` at it.
+
+    The decision uses the holdout metrics the evaluation step logged on the run (``test_*`` and
+    ``champion_test_*``). The champion alias itself moves in :func:`promote_if_passed`, so a pipeline
+    killed between the two leaves the old champion in place.
+    """
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient().get_run(run_id)
+    metrics = run.data.metrics
+    candidate = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
+    if not candidate:
+        raise InvalidInputError(f"run {run_id} has no test_* metrics; run the evaluation first", field="run_id")
+    champion = {k.removeprefix("champion_test_"): v for k, v in metrics.items()
+                if k.startswith("champion_test_")} or None
+    compared_version = run.data.tags.get("mlcycle.compared_champion_version") or None
+    decision = decide(policy, candidate, champion, compared_version)
+    versions.record_decision(registered_name, version, decision, decided_by)
+    versions.set_challenger(registered_name, version)
+    return decision
+
+
+def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, *,
+                      decided_by: str | None = None) -> GateOutcome:
+    """:func:`register_candidate` then :func:`gate_candidate`, in one call."""
+    version = register_candidate(run_id, registered_name)
+    decision = gate_candidate(run_id, registered_name, version, policy, decided_by=decided_by)
+    return GateOutcome(registered_name, version, decision)
+
+
+def promote_if_passed(registered_name: str, version: str, *, moved_by: str | None = None):
+    """Move ``champion`` to ``version`` if its recorded gate decision says promote (idempotent)."""
+    info = versions.get_version(registered_name, version)
+    if info.tags.get("mlcycle.gate.decision") != "promote":
+        raise InvalidInputError(f"{registered_name} v{version} did not pass the gate; not promoting",
+                                field="version")
+    expected = info.tags.get("mlcycle.gate.champion_version") or None
+    if expected is None and CHAMPION in info.aliases:
+        expected = version
+    return versions.move_champion(registered_name, version, expected_current=expected,
+                                  reason=info.tags.get("mlcycle.gate.reason", "gate passed"), moved_by=moved_by)
+
+
+def publish_kfp_metrics(comparison: Comparison, metrics, classification_metrics) -> None:
+    """Copy an evaluation into kfp's ``Metrics`` and ``ClassificationMetrics`` artifacts for the KFP UI."""
+    for key, value in comparison.candidate.metrics.items():
+        metrics.log_metric(key, round(value, 6))
+    if comparison.champion is not None:
+        for key, value in comparison.champion.metrics.items():
+            metrics.log_metric(f"champion_{key}", round(value, 6))
+    classification_metrics.log_confusion_matrix([str(label) for label in comparison.candidate.labels],
+                                                comparison.candidate.confusion)
+    if comparison.candidate.roc:
+        roc = comparison.candidate.roc
+        classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
