@@ -26,7 +26,20 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Seconds. The predictor answers in ~1 ms unloaded, so the default buckets (from 5 ms) would hide it.
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 ROLES = ("champion", "canary")
@@ -103,8 +116,9 @@ class ServingMetrics:
 
     # -- hot path ---------------------------------------------------------------------------------
 
-    def observe_request(self, model: str, version: str, protocol: str, status: int | str,
-                        seconds: float) -> None:
+    def observe_request(
+        self, model: str, version: str, protocol: str, status: int | str, seconds: float
+    ) -> None:
         """Count one answered request and record how long it took."""
         key = (model, version, protocol, str(status))
         counter = self._request_children.get(key)

@@ -240,8 +240,11 @@ class PayloadLogger:
                 self._store.write(base_name, name, table)
             except Exception as e:  # noqa: BLE001 - storage of any kind failing must not stop serving
                 if not self._failing:
-                    log.warning("payload log: cannot write to %s (%s); dropping rows until it recovers",
-                                self.destination, e)
+                    log.warning(
+                        "payload log: cannot write to %s (%s); dropping rows until it recovers",
+                        self.destination,
+                        e,
+                    )
                 self._failing = True
                 self._drop(rows, records[0].model_name)
                 continue
@@ -280,11 +283,14 @@ def _to_table(records: list[_Record]):
 
     counts = np.fromiter((r.rows for r in records), dtype=np.int64, count=len(records))
     columns: dict[str, Any] = {
-        "request_id": pa.array(np.repeat(np.array([r.request_id for r in records], dtype=object), counts),
-                               type=pa.string()),
+        "request_id": pa.array(
+            np.repeat(np.array([r.request_id for r in records], dtype=object), counts), type=pa.string()
+        ),
         "row": pa.array(np.concatenate([np.arange(n, dtype=np.int64) for n in counts])),
-        "timestamp": pa.array(np.repeat(np.array([r.timestamp_ns for r in records], dtype=np.int64) // 1000,
-                                        counts), type=pa.timestamp("us", tz="UTC")),
+        "timestamp": pa.array(
+            np.repeat(np.array([r.timestamp_ns for r in records], dtype=np.int64) // 1000, counts),
+            type=pa.timestamp("us", tz="UTC"),
+        ),
     }
     for column in ("model_name", "model_version", "protocol"):
         values = np.array([getattr(r, column) for r in records], dtype=object)
@@ -294,8 +300,9 @@ def _to_table(records: list[_Record]):
     columns["prediction"] = _concat([np.asarray(r.predictions).reshape(-1) for r in records])
     classes = records[0].classes
     if classes is not None:
-        proba = np.concatenate([np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1)
-                                for r in records])
+        proba = np.concatenate(
+            [np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1) for r in records]
+        )
         for i, name in enumerate(classes):
             columns[f"proba_{name}"] = proba[:, i]
     return pa.table(columns)

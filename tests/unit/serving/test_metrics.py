@@ -51,8 +51,10 @@ def test_requests_latency_and_classes_have_the_contract_names(single_process):
     assert s[("mlcycle_request_duration_seconds_sum", hist)] == pytest.approx(0.0048)
     assert s[("mlcycle_request_duration_seconds_bucket", labels(**REST, le="0.001"))] == 1
     assert s[("mlcycle_request_duration_seconds_bucket", labels(**REST, le="0.005"))] == 2
-    by_class = {c: s[("mlcycle_predictions_total", labels(model="wine", version="3", **{"class": c}))]
-                for c in ("0", "1", "2")}
+    by_class = {
+        c: s[("mlcycle_predictions_total", labels(model="wine", version="3", **{"class": c}))]
+        for c in ("0", "1", "2")
+    }
     assert by_class == {"0": 1, "1": 4, "2": 2}
 
 
@@ -69,8 +71,10 @@ def test_drops_failures_info_and_canary(single_process):
     assert s[("mlcycle_payload_log_dropped_total", labels(model="wine"))] == 65
     assert s[("mlcycle_model_load_failures_total", labels(model="wine"))] == 1
     info = {k[1]: v for k, v in s.items() if k[0] == "mlcycle_model_info"}
-    assert info == {labels(model="wine", version="5", role="champion"): 1,
-                    labels(model="wine", version="4", role="canary"): 1}
+    assert info == {
+        labels(model="wine", version="5", role="champion"): 1,
+        labels(model="wine", version="4", role="canary"): 1,
+    }
     assert s[("mlcycle_canary_traffic_percent", labels(model="wine"))] == 10
     m.clear_model_info("wine", "canary")
     assert ("mlcycle_model_info", labels(model="wine", version="4", role="canary")) not in samples(m)
@@ -119,5 +123,7 @@ def test_multiprocess_mode_adds_up_across_workers(tmp_path, monkeypatch):
     assert s[("mlcycle_payload_log_dropped_total", labels(model="wine"))] == 4
     assert s[("mlcycle_canary_traffic_percent", labels(model="wine"))] == 20
     info = {k[1]: v for k, v in s.items() if k[0] == "mlcycle_model_info"}
-    assert info == {labels(model="wine", version="3", role="champion"): 1,
-                    labels(model="wine", version="4", role="champion"): 1}
+    assert info == {
+        labels(model="wine", version="3", role="champion"): 1,
+        labels(model="wine", version="4", role="champion"): 1,
+    }

@@ -16,18 +16,39 @@ CLASSES = ["class_0", "class_1", "class_2"]
 
 def request(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    inputs = pd.DataFrame({"alcohol": rng.normal(13, 1, n), "malic_acid": rng.normal(2, 1, n),
-                           "magnesium": rng.integers(70, 160, n)})
+    inputs = pd.DataFrame(
+        {
+            "alcohol": rng.normal(13, 1, n),
+            "malic_acid": rng.normal(2, 1, n),
+            "magnesium": rng.integers(70, 160, n),
+        }
+    )
     proba = rng.dirichlet(np.ones(3), n)
     predictions = np.array(CLASSES)[proba.argmax(axis=1)]
     return inputs, predictions, proba
 
 
-def log_one(logger: PayloadLogger, request_id: str, n: int, *, model="team-a.wine", version="3",
-            protocol="v2-rest", seed=0) -> bool:
+def log_one(
+    logger: PayloadLogger,
+    request_id: str,
+    n: int,
+    *,
+    model="team-a.wine",
+    version="3",
+    protocol="v2-rest",
+    seed=0,
+) -> bool:
     inputs, predictions, proba = request(n, seed)
-    return logger.log(model_name=model, model_version=version, protocol=protocol, request_id=request_id,
-                      inputs=inputs, predictions=predictions, probabilities=proba, classes=CLASSES)
+    return logger.log(
+        model_name=model,
+        model_version=version,
+        protocol=protocol,
+        request_id=request_id,
+        inputs=inputs,
+        predictions=predictions,
+        probabilities=proba,
+        classes=CLASSES,
+    )
 
 
 def wait_until(condition, timeout: float = 20.0) -> bool:
@@ -50,9 +71,21 @@ def test_round_trip_follows_the_contract(tmp_path):
     assert logger.written == 4 and logger.dropped == 0
 
     frame = read_payloads(tmp_path, "team-a.wine")
-    assert list(frame.columns) == ["request_id", "row", "timestamp", "model_name", "model_version",
-                                   "protocol", "alcohol", "malic_acid", "magnesium", "prediction",
-                                   "proba_class_0", "proba_class_1", "proba_class_2"]
+    assert list(frame.columns) == [
+        "request_id",
+        "row",
+        "timestamp",
+        "model_name",
+        "model_version",
+        "protocol",
+        "alcohol",
+        "malic_acid",
+        "magnesium",
+        "prediction",
+        "proba_class_0",
+        "proba_class_1",
+        "proba_class_2",
+    ]
     assert frame["request_id"].tolist() == ["req-1"] * 3 + ["req-2"]
     assert frame["row"].tolist() == [0, 1, 2, 0]
     assert frame["model_version"].tolist() == ["3", "3", "3", "4"]
@@ -89,8 +122,14 @@ def test_nothing_logged_reads_as_an_empty_frame(tmp_path):
 
 def test_regressor_without_probabilities(tmp_path):
     logger = PayloadLogger(tmp_path)
-    logger.log(model_name="price", model_version="1", protocol="v2-grpc", request_id="r",
-               inputs=pd.DataFrame({"x": [1.0, 2.0]}), predictions=np.array([[0.5], [1.5]]))
+    logger.log(
+        model_name="price",
+        model_version="1",
+        protocol="v2-grpc",
+        request_id="r",
+        inputs=pd.DataFrame({"x": [1.0, 2.0]}),
+        predictions=np.array([[0.5], [1.5]]),
+    )
     logger.close()
     frame = read_payloads(tmp_path, "price")
     assert frame["prediction"].tolist() == [0.5, 1.5]
@@ -114,8 +153,13 @@ def test_writes_by_itself_after_flush_seconds(tmp_path):
 
 def test_full_queue_drops_counts_and_never_blocks(tmp_path):
     drops: list[tuple] = []
-    logger = PayloadLogger(tmp_path, max_queued_rows=10, flush_rows=1000, flush_seconds=3600,
-                           on_drop=lambda n, model: drops.append((n, model)))
+    logger = PayloadLogger(
+        tmp_path,
+        max_queued_rows=10,
+        flush_rows=1000,
+        flush_seconds=3600,
+        on_drop=lambda n, model: drops.append((n, model)),
+    )
     assert log_one(logger, "a", 6)
     assert log_one(logger, "b", 4)
     assert not log_one(logger, "c", 1)  # 10 rows queued: the queue is full
@@ -152,8 +196,11 @@ def test_unwritable_storage_keeps_serving_counts_and_recovers(tmp_path):
 def test_s3_destination(monkeypatch):
     boto3 = pytest.importorskip("boto3")
     moto = pytest.importorskip("moto")
-    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("MLCYCLE_S3_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
