@@ -1,0 +1,140 @@
+"""Adaptive micro-batching: concurrent requests combined into one ``predict`` call, split back per request.
+
+A forest costs nearly the same for 1 row as for 64, so under concurrency one call for many requests
+multiplies throughput. :class:`AdaptiveBatcher` runs at most one model call at a time: while a call
+runs, new requests queue; when it finishes, everything queued (up to ``max_rows`` rows) goes into the
+next call. An idle server therefore answers a lone request at once (no fixed wait), and a loaded one
+batches as much as the load provides. ``max_wait_s`` > 0 additionally holds a non-full batch open for
+up to that long, trading latency for bigger batches (the KServe/MLServer ``max_latency`` knob).
+
+The model call runs on a single worker thread so the event loop keeps accepting and decoding requests
+meanwhile. A failing call fails only the requests in that batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ROWS = 256
+DEFAULT_MAX_WAIT_S = 0.0
+
+
+class AdaptiveBatcher:
+    """Combine concurrent ``submit(x)`` calls into calls of ``fn`` on the concatenated rows.
+
+    Args:
+        fn: takes a float ``[N, F]`` array and returns an object with ``slice(start, stop)`` (such as
+            :class:`mlcycle.serving.predict.Prediction`) covering the same N rows.
+        max_rows: most rows per call (a single request larger than this still goes alone).
+        max_wait_s: how long a non-full batch waits for more requests (0: never wait).
+        name: for the worker thread's name and logs.
+
+    Must be used from one event loop. ``calls`` and ``rows`` count model calls and rows served.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], Any],
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        name: str = "model",
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        if max_wait_s < 0:
+            raise ValueError("max_wait_s must not be negative")
+        self._fn = fn
+        self.max_rows = max_rows
+        self.max_wait_s = max_wait_s
+        self._queue: deque[tuple[np.ndarray, asyncio.Future]] = deque()
+        self._queued_rows = 0
+        self._worker: asyncio.Task | None = None
+        self._arrived: asyncio.Event | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
+        self._closed = False
+        self.calls = 0
+        self.rows = 0
+
+    async def submit(self, x: np.ndarray) -> Any:
+        """Predict ``x`` as part of the next batch; returns ``fn``'s result for exactly these rows."""
+        if self._closed:
+            raise RuntimeError("batcher is closed")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._queue.append((x, fut))
+        self._queued_rows += len(x)
+        if self._arrived is not None:
+            self._arrived.set()
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain())
+        return await fut
+
+    async def _wait_for_more(self) -> None:
+        deadline = time.monotonic() + self.max_wait_s
+        self._arrived = asyncio.Event()
+        try:
+            while self._queued_rows < self.max_rows:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    break
+        finally:
+            self._arrived = None
+
+    def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+        batch = [self._queue.popleft()]
+        rows = len(batch[0][0])
+        while self._queue and rows + len(self._queue[0][0]) <= self.max_rows:
+            item = self._queue.popleft()
+            batch.append(item)
+            rows += len(item[0])
+        self._queued_rows -= rows
+        return batch
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            if self.max_wait_s > 0 and self._queued_rows < self.max_rows:
+                await self._wait_for_more()
+            batch = [(x, f) for x, f in self._take() if not f.cancelled()]
+            if not batch:
+                continue
+            xs = [x for x, _ in batch]
+            x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+            try:
+                result = await loop.run_in_executor(self._executor, self._fn, x)
+            except Exception as e:  # noqa: BLE001 - delivered to each waiting request, not swallowed
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            self.calls += 1
+            self.rows += len(x)
+            start = 0
+            for part, fut in batch:
+                stop = start + len(part)
+                if not fut.done():
+                    fut.set_result(result.slice(start, stop) if len(batch) > 1 else result)
+                start = stop
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop the worker thread."""
+        self._closed = True
+        if self._worker is not None:
+            await asyncio.shield(self._worker)
+        self._executor.shutdown(wait=False)

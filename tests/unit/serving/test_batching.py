@@ -1,0 +1,87 @@
+"""The adaptive micro-batcher: concurrent requests share one call and get exactly their own rows back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from mlcycle.serving.batching import AdaptiveBatcher
+from mlcycle.serving.predict import Prediction
+
+
+class Recorder:
+    """A 'model' that returns row sums and records the size of every call; the first call is slow."""
+
+    def __init__(self, fail_on: float | None = None):
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.fail_on = fail_on
+
+    def __call__(self, x: np.ndarray) -> Prediction:
+        if not self.sizes:
+            self.gate.wait(5)  # hold the first call so the others queue up behind it
+        self.sizes.append(len(x))
+        if self.fail_on is not None and (x == self.fail_on).any():
+            raise ValueError("boom")
+        return Prediction(x.sum(axis=1))
+
+
+async def _run(batcher: AdaptiveBatcher, recorder: Recorder, xs: list[np.ndarray]):
+    tasks = [asyncio.create_task(batcher.submit(xs[0]))]
+    await asyncio.sleep(0.02)  # the first request is alone: it goes at once, and is held in the model
+    tasks += [asyncio.create_task(batcher.submit(x)) for x in xs[1:]]
+    await asyncio.sleep(0.02)
+    recorder.gate.set()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_concurrent_requests_are_combined_and_split_back():
+    rec = Recorder()
+    batcher = AdaptiveBatcher(rec, max_rows=8)
+    xs = [np.full((i % 3 + 1, 2), float(i)) for i in range(10)]  # 1..3 rows each, 19 rows in all
+    results = asyncio.run(_run(batcher, rec, xs))
+    for x, r in zip(xs, results, strict=True):
+        np.testing.assert_array_equal(r.predictions, x.sum(axis=1))
+    assert rec.sizes[0] == 1  # the lone first request was not held back
+    assert sum(rec.sizes) == 19 and max(rec.sizes) <= 8
+    assert len(rec.sizes) < 10  # fewer calls than requests
+    assert batcher.calls == len(rec.sizes)
+
+
+def test_a_failing_batch_fails_only_its_requests():
+    rec = Recorder(fail_on=7.0)
+    batcher = AdaptiveBatcher(rec, max_rows=2)
+    xs = [np.full((1, 2), float(i)) for i in range(10)]
+    results = asyncio.run(_run(batcher, rec, xs))
+    failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+    assert 7 in failed and len(failed) <= 2
+    assert all(isinstance(results[i], Prediction) for i in range(10) if i not in failed)
+
+
+def test_max_wait_holds_a_batch_open():
+    calls: list[int] = []
+
+    def fn(x):
+        calls.append(len(x))
+        return Prediction(x[:, 0])
+
+    async def main():
+        batcher = AdaptiveBatcher(fn, max_rows=100, max_wait_s=0.2)
+        first = asyncio.create_task(batcher.submit(np.ones((1, 1))))
+        await asyncio.sleep(0.02)
+        second = asyncio.create_task(batcher.submit(np.ones((1, 1))))
+        await asyncio.gather(first, second)
+        await batcher.close()
+
+    asyncio.run(main())
+    assert calls == [2]
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        AdaptiveBatcher(lambda x: x, max_rows=0)
+    with pytest.raises(ValueError):
+        AdaptiveBatcher(lambda x: x, max_wait_s=-1)
