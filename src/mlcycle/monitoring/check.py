@@ -15,7 +15,7 @@ from typing import Any
 from mlcycle.monitoring import export
 from mlcycle.monitoring.drift import DriftConfig, compute_drift
 from mlcycle.monitoring.payloads import read_payload_logs
-from mlcycle.monitoring.reference import load_reference, resolve_version
+from mlcycle.monitoring.reference import load_reference, logged_model_id, resolve_version
 from mlcycle.monitoring.windows import window
 
 
@@ -67,7 +67,10 @@ def check_drift(
     version = resolve_version(model_ref, settings.team)
     reference = load_reference(version)
     current = read_payload_logs(
-        str(source or settings.payload_dir), reference.model_name, span.start, span.end,
+        str(source or settings.payload_dir),
+        reference.model_name,
+        span.start,
+        span.end,
         s3_endpoint_url=settings.s3_endpoint_url,
     )
     if not current.empty and "model_version" in current.columns:
@@ -76,23 +79,23 @@ def check_drift(
     stamp = span.end.strftime("%Y%m%dT%H%M%SZ")
     directory = Path(report_dir) if report_dir else settings.home_dir / "monitoring" / reference.base_name
     report_path = directory / f"drift-{reference.base_name}-v{reference.version}-{stamp}.html"
-    result = compute_drift(reference.frame, current, reference.features, config=config,
-                           report_path=report_path)
+    result = compute_drift(reference.frame, current, reference.features, config=config, report_path=report_path)
     summary = result.summary()
     previous = export.consecutive_drift_windows(reference.model_name, reference.version) if log_to_mlflow else 0
-    consecutive = previous + 1 if result.dataset_drift else (previous if result.status not in export.TESTED
-                                                              else 0)
+    consecutive = previous + 1 if result.dataset_drift else (previous if result.status not in export.TESTED else 0)
     retrain = result.dataset_drift and consecutive >= policy.windows
-    summary.update({
-        "model": reference.model_name,
-        "version": reference.version,
-        "model_uri": f"models:/{reference.model_name}/{reference.version}",
-        "window_start": span.start.isoformat() if span.start else None,
-        "window_end": span.end.isoformat(),
-        "consecutive_drift_windows": consecutive,
-        "persistence_windows": policy.windows,
-        "retrain": retrain,
-    })
+    summary.update(
+        {
+            "model": reference.model_name,
+            "version": reference.version,
+            "model_uri": f"models:/{reference.model_name}/{reference.version}",
+            "window_start": span.start.isoformat() if span.start else None,
+            "window_end": span.end.isoformat(),
+            "consecutive_drift_windows": consecutive,
+            "persistence_windows": policy.windows,
+            "retrain": retrain,
+        }
+    )
     if log_to_mlflow:
         metrics = {
             "drift_detected": float(result.dataset_drift),
@@ -105,21 +108,32 @@ def check_drift(
         }
         artifacts = {str(report_path): "drift"} if result.report_path and report_path.exists() else {}
         summary["mlflow_run_id"] = export.log_check(
-            "drift", model_name=reference.model_name, version=reference.version,
-            model_id=logged_model_id(version), status=result.status, metrics=metrics,
-            tags={export.TAG_RETRAIN: str(retrain).lower(),
-                  export.TAG_WINDOW_START: summary["window_start"] or "",
-                  export.TAG_WINDOW_END: summary["window_end"]},
-            settings=settings, artifacts=artifacts, summary=summary,
+            "drift",
+            model_name=reference.model_name,
+            version=reference.version,
+            model_id=logged_model_id(version),
+            status=result.status,
+            metrics=metrics,
+            tags={
+                export.TAG_RETRAIN: str(retrain).lower(),
+                export.TAG_WINDOW_START: summary["window_start"] or "",
+                export.TAG_WINDOW_END: summary["window_end"],
+            },
+            settings=settings,
+            artifacts=artifacts,
+            summary=summary,
         )
     if settings.pushgateway_url:
-        gauges = {"mlcycle_drift_rows": float(result.rows),
-                  "mlcycle_drift_last_run_timestamp_seconds": time.time()}
+        gauges = {"mlcycle_drift_rows": float(result.rows), "mlcycle_drift_last_run_timestamp_seconds": time.time()}
         if result.status in export.TESTED:  # too little data is no evidence: keep the last verdict
-            gauges |= {"mlcycle_drift_detected": float(result.dataset_drift),
-                       "mlcycle_drift_share": result.drift_share}
-        export.push_metrics(settings.pushgateway_url, reference.model_name, reference.version, gauges,
-                            column_scores=summary["scores"] if result.status in export.TESTED else None)
+            gauges |= {"mlcycle_drift_detected": float(result.dataset_drift), "mlcycle_drift_share": result.drift_share}
+        export.push_metrics(
+            settings.pushgateway_url,
+            reference.model_name,
+            reference.version,
+            gauges,
+            column_scores=summary["scores"] if result.status in export.TESTED else None,
+        )
         summary["pushed_to"] = settings.pushgateway_url
     return summary
 
@@ -152,13 +166,3 @@ def monitor(
         next_at += every_seconds
         sleep(max(0.0, next_at - clock()))
     return runs
-
-
-def logged_model_id(model_version) -> str | None:
-    """The MLflow 3 logged-model id behind a registry version (its ``source`` is ``models:/m-...``)."""
-    if getattr(model_version, "model_id", None):
-        return model_version.model_id
-    source = getattr(model_version, "source", "") or ""
-    if source.startswith("models:/m-"):
-        return source.removeprefix("models:/").split("/", 1)[0]
-    return None

@@ -44,8 +44,19 @@ from mlcycle.errors import DataValidationError, InvalidInputError
 PREDICTION = "prediction"
 SMALL_SAMPLE_ROWS = 1000  # at or below: p-value tests; above: distances (see module docstring)
 P_VALUE_METHODS = frozenset(
-    {"ks", "chisquare", "z", "fisher_exact", "mannw", "anderson", "cramer_von_mises", "g_test",
-     "epps_singleton", "t_test", "empirical_mmd"}
+    {
+        "ks",
+        "chisquare",
+        "z",
+        "fisher_exact",
+        "mannw",
+        "anderson",
+        "cramer_von_mises",
+        "g_test",
+        "epps_singleton",
+        "t_test",
+        "empirical_mmd",
+    }
 )
 Status = Literal["ok", "drift", "insufficient_data", "no_data"]
 
@@ -133,8 +144,10 @@ class DriftResult:
             "reference_rows": self.reference_rows,
             "sampled_rows": self.sampled_rows,
             "scores": {name: _finite(c.score) for name, c in self.columns.items()},
-            "tests": {name: {"method": c.method, "threshold": c.threshold, "drifted": c.drifted}
-                      for name, c in self.columns.items()},
+            "tests": {
+                name: {"method": c.method, "threshold": c.threshold, "drifted": c.drifted}
+                for name, c in self.columns.items()
+            },
             "prediction_drift": bool(self.prediction and self.prediction.drifted),
             "prediction_score": _finite(self.prediction.score) if self.prediction else None,
             "report_path": self.report_path,
@@ -163,9 +176,7 @@ def choose_test(
 ) -> tuple[str, float]:
     """The (Evidently stattest name, threshold) for one column; see the module docstring."""
     if config.method is not None:
-        return config.method, config.threshold if config.threshold is not None else _default_threshold(
-            config.method
-        )
+        return config.method, config.threshold if config.threshold is not None else _default_threshold(config.method)
     small = min(len(reference), len(current)) <= SMALL_SAMPLE_ROWS
     alpha = config.alpha / n_tests if config.bonferroni else config.alpha
     distinct = pd.concat([reference, current], ignore_index=True).nunique()
@@ -194,7 +205,8 @@ def align_current(reference: pd.DataFrame, current: pd.DataFrame, columns: list[
     if missing:
         raise DataValidationError(
             f"current data lacks column(s) {', '.join(missing)} present in the reference",
-            field=missing[0], rule="columns_match_reference",
+            field=missing[0],
+            rule="columns_match_reference",
         )
     out = current[columns].copy()
     for column in columns:
@@ -204,7 +216,8 @@ def align_current(reference: pd.DataFrame, current: pd.DataFrame, columns: list[
             except (TypeError, ValueError) as e:
                 raise DataValidationError(
                     f"column {column!r} cannot be read as {reference[column].dtype}: {e}",
-                    field=column, rule="dtype_matches_reference",
+                    field=column,
+                    rule="dtype_matches_reference",
                 ) from e
     return out
 
@@ -236,11 +249,14 @@ def compute_drift(
     columns = [*features, prediction] if use_prediction else list(features)
     rows = len(current)
     if rows == 0:
-        return DriftResult(status="no_data", rows=0, reference_rows=len(reference),
-                           message="no logged traffic in the window")
+        return DriftResult(
+            status="no_data", rows=0, reference_rows=len(reference), message="no logged traffic in the window"
+        )
     if rows < config.min_rows:
         return DriftResult(
-            status="insufficient_data", rows=rows, reference_rows=len(reference),
+            status="insufficient_data",
+            rows=rows,
+            reference_rows=len(reference),
             message=f"{rows} rows in the window, fewer than min_rows={config.min_rows}: not tested",
         )
     current = align_current(reference, current, columns)
@@ -251,19 +267,31 @@ def compute_drift(
     if use_prediction:
         kinds[prediction] = prediction_kind(ref[prediction])
     tests = {c: choose_test(ref[c], cur[c], kinds[c], len(columns), config) for c in columns}
-    scores, drifted = _run_evidently(ref, cur, features, prediction if use_prediction else None,
-                                     kinds, tests, config, report_path)
+    scores, drifted = _run_evidently(
+        ref, cur, features, prediction if use_prediction else None, kinds, tests, config, report_path
+    )
     per_column = {
-        c: ColumnDrift(column=c, column_type=kinds[c], method=tests[c][0], threshold=tests[c][1],
-                       score=scores[c], drifted=drifted[c])
+        c: ColumnDrift(
+            column=c,
+            column_type=kinds[c],
+            method=tests[c][0],
+            threshold=tests[c][1],
+            score=scores[c],
+            drifted=drifted[c],
+        )
         for c in columns
     }
     pred = per_column.pop(prediction) if use_prediction else None
     share = sum(c.drifted for c in per_column.values()) / max(len(per_column), 1)
     status: Status = "drift" if per_column and share >= config.drift_share else "ok"
     return DriftResult(
-        status=status, rows=rows, reference_rows=len(reference), columns=per_column, prediction=pred,
-        drift_share=share, sampled_rows=len(cur),
+        status=status,
+        rows=rows,
+        reference_rows=len(reference),
+        columns=per_column,
+        prediction=pred,
+        drift_share=share,
+        sampled_rows=len(cur),
         report_path=str(report_path) if report_path is not None else None,
         message=f"{sum(c.drifted for c in per_column.values())} of {len(per_column)} columns drifted",
     )
@@ -296,8 +324,7 @@ def _run_evidently(
         )
     ]
     if prediction:
-        metrics.append(ValueDrift(column=prediction, method=tests[prediction][0],
-                                  threshold=tests[prediction][1]))
+        metrics.append(ValueDrift(column=prediction, method=tests[prediction][0], threshold=tests[prediction][1]))
     snapshot = Report(metrics, include_tests=True).run(
         Dataset.from_pandas(cur, data_definition=definition),
         Dataset.from_pandas(ref, data_definition=definition),

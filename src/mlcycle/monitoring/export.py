@@ -43,8 +43,10 @@ def consecutive_drift_windows(model_name: str, version: str, *, limit: int = 100
         return 0
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=(f"tags.`{TAG_KIND}` = 'drift' and tags.`{TAG_MODEL}` = '{model_name}' "
-                       f"and tags.`{TAG_VERSION}` = '{version}'"),
+        filter_string=(
+            f"tags.`{TAG_KIND}` = 'drift' and tags.`{TAG_MODEL}` = '{model_name}' "
+            f"and tags.`{TAG_VERSION}` = '{version}'"
+        ),
         order_by=["attributes.start_time DESC"],
         max_results=limit,
     )
@@ -84,11 +86,16 @@ def log_check(
 
     experiment_id = ensure_experiment(EXPERIMENT, settings)
     base = model_name.rpartition(".")[2]
-    all_tags = {TAG_KIND: kind, TAG_MODEL: model_name, TAG_VERSION: version, TAG_STATUS: status,
-                **({"mlcycle.team": settings.team} if settings.team else {}), **tags}
+    all_tags = {
+        TAG_KIND: kind,
+        TAG_MODEL: model_name,
+        TAG_VERSION: version,
+        TAG_STATUS: status,
+        **({"mlcycle.team": settings.team} if settings.team else {}),
+        **tags,
+    }
     clean = {_metric_key(k): float(v) for k, v in metrics.items() if v is not None}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{kind}-{base}-v{version}",
-                          tags=all_tags) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{kind}-{base}-v{version}", tags=all_tags) as run:
         if clean:
             mlflow.log_metrics(clean, model_id=model_id or None)
         for local_path, artifact_dir in dict(artifacts).items():
@@ -117,16 +124,21 @@ def push_metrics(
     registry = CollectorRegistry()
     for name, value in gauges.items():
         if name == "mlcycle_drift_last_run_timestamp_seconds":
-            Gauge(name, "Unix time of the last drift check", ["model"], registry=registry).labels(
-                model=model_name).set(value)
+            Gauge(name, "Unix time of the last drift check", ["model"], registry=registry).labels(model=model_name).set(
+                value
+            )
             continue
         Gauge(name, name.replace("_", " "), ["model", "version"], registry=registry).labels(
-            model=model_name, version=version).set(value)
+            model=model_name, version=version
+        ).set(value)
     if column_scores:
-        gauge = Gauge("mlcycle_drift_column_score", "Drift score per column (p-value or distance)",
-                      ["model", "version", "column"], registry=registry)
+        gauge = Gauge(
+            "mlcycle_drift_column_score",
+            "Drift score per column (p-value or distance)",
+            ["model", "version", "column"],
+            registry=registry,
+        )
         for column, score in column_scores.items():
             if score is not None:
                 gauge.labels(model=model_name, version=version, column=column).set(score)
-    pushadd_to_gateway(gateway, job=JOB, registry=registry, grouping_key={"model": model_name},
-                       timeout=timeout)
+    pushadd_to_gateway(gateway, job=JOB, registry=registry, grouping_key={"model": model_name}, timeout=timeout)

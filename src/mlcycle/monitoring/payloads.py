@@ -55,14 +55,18 @@ def read_payload_logs(
     info = filesystem.get_file_info(directory)
     if info.type != pafs.FileType.Directory:
         return pd.DataFrame()
-    files = [f.path for f in filesystem.get_file_info(pafs.FileSelector(directory, recursive=False))
-             if f.type == pafs.FileType.File and f.path.endswith(".parquet")]
+    files = [
+        f.path
+        for f in filesystem.get_file_info(pafs.FileSelector(directory, recursive=False))
+        if f.type == pafs.FileType.File and f.path.endswith(".parquet")
+    ]
     if not files:
         return pd.DataFrame()
     # Parts written by different predictor versions may differ in columns; unify them by name.
     schemas = [ds.dataset(f, filesystem=filesystem, format="parquet").schema for f in files]
-    dataset = ds.dataset(files, filesystem=filesystem, format="parquet",
-                         schema=pa.unify_schemas(schemas, promote_options="permissive"))
+    dataset = ds.dataset(
+        files, filesystem=filesystem, format="parquet", schema=pa.unify_schemas(schemas, promote_options="permissive")
+    )
     condition = None
     if since is not None:
         condition = ds.field(TIMESTAMP) >= pa.scalar(since, type=dataset.schema.field(TIMESTAMP).type)

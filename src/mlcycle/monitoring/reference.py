@@ -79,5 +79,21 @@ def load_reference(model_version) -> Reference:
     frame = pd.read_parquet(path)
     target = client.get_run(run_id).data.tags.get(TARGET_TAG)
     features = [c for c in frame.columns if c not in {target, PREDICTION}]
-    return Reference(model_name=model_version.name, version=str(model_version.version), run_id=run_id,
-                     frame=frame, target=target, features=features)
+    return Reference(
+        model_name=model_version.name,
+        version=str(model_version.version),
+        run_id=run_id,
+        frame=frame,
+        target=target,
+        features=features,
+    )
+
+
+def logged_model_id(model_version) -> str | None:
+    """The MLflow 3 logged-model id behind a registry version (its ``source`` is ``models:/m-...``)."""
+    if getattr(model_version, "model_id", None):
+        return model_version.model_id
+    source = getattr(model_version, "source", "") or ""
+    if source.startswith("models:/m-"):
+        return source.removeprefix("models:/").split("/", 1)[0]
+    return None

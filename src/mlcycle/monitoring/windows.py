@@ -32,8 +32,7 @@ def parse_time(text: str, *, field: str = "until") -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError as e:
-        raise InvalidInputError(f"{text!r} is not an ISO-8601 time, e.g. 2026-01-31T12:00:00Z",
-                                field=field) from e
+        raise InvalidInputError(f"{text!r} is not an ISO-8601 time, e.g. 2026-01-31T12:00:00Z", field=field) from e
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -59,6 +58,7 @@ def window(since: str | None = None, until: str | None = None, *, now: datetime 
         return Window(start=None, end=end)
     start = end - parse_duration(since) if _DURATION.match(since) else parse_time(since, field="since")
     if start >= end:
-        raise InvalidInputError(f"window start {start.isoformat()} is not before its end {end.isoformat()}",
-                                field="since")
+        raise InvalidInputError(
+            f"window start {start.isoformat()} is not before its end {end.isoformat()}", field="since"
+        )
     return Window(start=start, end=end)

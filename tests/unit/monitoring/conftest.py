@@ -16,8 +16,15 @@ from mlcycle.config import Settings, load_settings
 from tests.unit.monitoring.wine_model import log_wine_model, register
 
 _names = itertools.count(1)
-_CLEARED = ("MLCYCLE_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI",
-            "MLCYCLE_TEAM", "MLCYCLE_ARTIFACT_ROOT", "MLCYCLE_PUSHGATEWAY_URL")
+_CLEARED = (
+    "MLCYCLE_TRACKING_URI",
+    "MLFLOW_TRACKING_URI",
+    "MLCYCLE_REGISTRY_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLCYCLE_TEAM",
+    "MLCYCLE_ARTIFACT_ROOT",
+    "MLCYCLE_PUSHGATEWAY_URL",
+)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ from mlflow.tracking import MlflowClient
 
 from mlcycle.errors import InvalidInputError, ModelNotFoundError
 from mlcycle.monitoring import export
-from mlcycle.monitoring.check import RetrainPolicy, check_drift, logged_model_id, monitor
+from mlcycle.monitoring.check import RetrainPolicy, check_drift, monitor
 from mlcycle.monitoring.drift import DriftConfig
+from mlcycle.monitoring.reference import logged_model_id
 from tests.unit.monitoring.wine_model import log_traffic, traffic
 
 SHIFTED = {"alcohol": 1.3, "proline": 1.6}
@@ -22,8 +23,9 @@ def check(w, **kwargs):
 
 
 def log(w, rows, seed, scale=None, **kwargs):
-    return log_traffic(traffic(w.model, w.features, rows, seed=seed, scale=scale), w.payloads, w.name,
-                       w.version, **kwargs)
+    return log_traffic(
+        traffic(w.model, w.features, rows, seed=seed, scale=scale), w.payloads, w.name, w.version, **kwargs
+    )
 
 
 def test_shifted_traffic_drifts_on_exactly_the_shifted_columns(wine):
@@ -111,8 +113,14 @@ def test_monitor_runs_a_bounded_number_of_times_at_a_fixed_rate():
     clock = iter([0.0, 1.0, 601.0, 1202.0]).__next__
     slept, retrained = [], []
     results = iter([{"retrain": False}, {"retrain": True}, {"retrain": False}])
-    runs = monitor(lambda: next(results), every_seconds=600, max_runs=3, sleep=slept.append, clock=clock,
-                   on_retrain=retrained.append)
+    runs = monitor(
+        lambda: next(results),
+        every_seconds=600,
+        max_runs=3,
+        sleep=slept.append,
+        clock=clock,
+        on_retrain=retrained.append,
+    )
     assert runs == 3
     assert slept == [599.0, 599.0]
     assert retrained == [{"retrain": True}]

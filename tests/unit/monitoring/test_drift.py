@@ -81,8 +81,10 @@ def test_test_choice_follows_type_and_the_smaller_sample():
     cats = pd.Series(list("abc") * 100)
     assert choose_test(cats, cats, "cat", 1, config) == ("chisquare", 0.05)
     assert choose_test(pd.Series([0, 1] * 100), pd.Series([0, 1] * 100), "cat", 1, config)[0] == "z"
-    assert choose_test(pd.Series(list("abc") * 1000), pd.Series(list("abc") * 1000), "cat", 1,
-                       config) == ("jensenshannon", 0.1)
+    assert choose_test(pd.Series(list("abc") * 1000), pd.Series(list("abc") * 1000), "cat", 1, config) == (
+        "jensenshannon",
+        0.1,
+    )
     assert choose_test(big, big, "num", 10, DriftConfig(bonferroni=False, method=None))[0] == "wasserstein"
 
 

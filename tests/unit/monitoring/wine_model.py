@@ -38,7 +38,9 @@ def log_wine_model(kind: str = "random_forest"):
     reference["prediction"] = model.predict(data[features])
     with mlflow.start_run(tags={"mlcycle.target": target, "mlcycle.model_type": kind}):
         info = mlflow.sklearn.log_model(
-            model, name="model", input_example=data[features].head(2).astype(float),
+            model,
+            name="model",
+            input_example=data[features].head(2).astype(float),
             skops_trusted_types=list(get_spec(kind).skops_trusted_types),
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -58,8 +60,9 @@ def register(model_uri: str, name: str, alias: str = "champion"):
     return version
 
 
-def traffic(model, features: list[str], rows: int, *, seed: int, scale: dict[str, float] | None = None,
-            noise: float = 0.05) -> pd.DataFrame:
+def traffic(
+    model, features: list[str], rows: int, *, seed: int, scale: dict[str, float] | None = None, noise: float = 0.05
+) -> pd.DataFrame:
     """``rows`` requests resampled from wine with a little noise, optionally with columns scaled."""
     data, _ = wine_frame()
     rng = np.random.default_rng(seed)
@@ -71,8 +74,9 @@ def traffic(model, features: list[str], rows: int, *, seed: int, scale: dict[str
     return sample
 
 
-def log_traffic(frame: pd.DataFrame, root, model_name: str, version: str, *,
-                when: datetime | None = None) -> pd.DataFrame:
+def log_traffic(
+    frame: pd.DataFrame, root, model_name: str, version: str, *, when: datetime | None = None
+) -> pd.DataFrame:
     """Write ``frame`` as payload-log rows (one row per request) the way the predictor does."""
     when = when or datetime.now(UTC) - timedelta(minutes=1)
     logged = frame.copy()
