@@ -34,5 +34,11 @@ compile: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
+# Serving benchmark of issue 3 (< 15 min; installs MLServer into benchmarks/.venv-mlserver on first run).
+# BENCH_ARGS=--quick for a smoke run of a few seconds per cell.
+bench-serving: $(STAMP)
+	bash scripts/install-debian-deps.sh
+	$(BIN)/python benchmarks/bench_serving.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .mlcycle .pytest_cache

@@ -1,0 +1,743 @@
+"""Serving benchmark (issue 3): mlcycle's predictor vs MLServer + mlserver-mlflow vs in-process predict.
+
+Run with ``make bench-serving`` (full: 15 s per cell, < 15 minutes) or ``--quick`` (a few seconds per
+cell). It is a benchmark, not a test: it prints numbers and how they compare with the targets.
+
+What it does, in one run on one machine:
+
+1. Trains the wine models — a random forest (100 trees, max depth 8) and a logistic regression (a
+   scaling pipeline) — and logs them with ``mlflow.sklearn.log_model`` (skops, with the trusted types
+   from ``mlcycle.training.estimators``) into a temporary ``MLCYCLE_HOME``, registered with alias
+   ``champion``.
+2. Installs MLServer + mlserver-mlflow (KServe's stock runtime for MLflow models) from PyPI into its
+   own virtualenv ``benchmarks/.venv-mlserver`` (git-ignored; reused when the pins match), started at
+   the beginning so it overlaps with training.
+3. Starts, all on 127.0.0.1 and free ports: mlcycle's predictor (``python -m inference``), MLServer in
+   its default configuration, and MLServer with adaptive batching on (``max_batch_size`` /
+   ``max_batch_time`` in model-settings.json). Each serves both models.
+4. For each cell (model × 1/64-row requests × 1/32 connections) loads each server in turn with wrk
+   (a Lua script POSTs the same v2 body), bounded by ``--duration`` seconds per run.
+5. Measures the in-process floor: the estimator's ``predict`` on a plain array (p50 over repetitions),
+   and for reference on a DataFrame and through ``mlcycle.serving.predict``.
+6. Prints req/s, p50, p99 per server and cell, then each target of the issue with its ratio.
+
+Every process it starts is killed in a ``finally``; results are also written as JSON under
+``benchmarks/results/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MLSERVER_VENV = HERE / ".venv-mlserver"
+RESULTS_DIR = HERE / "results"
+MLSERVER_VERSION = "1.7.1"
+# MLServer's batching settings for the "batching on" variant: up to 32 requests (one per connection)
+# combined, waiting at most 5 ms for the batch to fill.
+MLSERVER_MAX_BATCH_SIZE = 32
+MLSERVER_MAX_BATCH_TIME = 0.005
+
+MODELS = {"forest": "random_forest", "logreg": "logistic_regression"}
+REGISTERED = {"forest": "wine-forest", "logreg": "wine-logreg"}
+ROW_COUNTS = (1, 64)
+CONNECTIONS = (1, 32)
+
+
+def log(message: str) -> None:
+    print(f"[bench-serving {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- processes --------------------------------------------------------------------------------------
+
+
+class Processes:
+    """Every process the benchmark starts, each in its own session so its children die with it."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen] = []
+
+    def start(
+        self, args: list[str], *, log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen:
+        out = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+        proc._log_file = out  # type: ignore[attr-defined]
+        self.started.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout)
+        else:
+            # The leader is gone; its session's children may not be.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc._log_file.close()  # type: ignore[attr-defined]
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            with contextlib.suppress(Exception):
+                self.stop(proc)
+        self.started.clear()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base_url: str, model_names: list[str], proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    paths = [f"/v2/models/{name}/ready" for name in model_names]
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; log:\n{tail(log_path)}")
+        try:
+            if all(httpx.get(base_url + p, timeout=2).status_code == 200 for p in paths):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"server at {base_url} not ready after {timeout:.0f} s; log:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# -- MLServer's virtualenv ----------------------------------------------------------------------------
+
+
+def mlserver_requirements() -> list[str]:
+    """MLServer pins, with the model stack pinned to what logged the models (skops needs a match)."""
+    import mlflow
+    import sklearn
+    import skops
+
+    return [
+        f"mlserver=={MLSERVER_VERSION}",
+        f"mlserver-mlflow=={MLSERVER_VERSION}",
+        f"mlflow=={mlflow.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"skops=={skops.__version__}",
+        # uvloop 0.22 made asyncio.get_event_loop() raise without a running loop, which kills
+        # MLServer 1.7.1's inference-pool workers at start ("There is no current event loop").
+        "uvloop<0.22",
+    ]
+
+
+def start_mlserver_install(procs: Processes, work: Path) -> subprocess.Popen | None:
+    """Create/refresh ``benchmarks/.venv-mlserver`` in the background; None if already up to date."""
+    wanted = "\n".join(mlserver_requirements())
+    stamp = MLSERVER_VENV / ".installed"
+    if stamp.exists() and stamp.read_text() == wanted and (MLSERVER_VENV / "bin" / "mlserver").exists():
+        log(f"MLServer virtualenv up to date ({MLSERVER_VENV.relative_to(ROOT)})")
+        return None
+    log(
+        f"installing MLServer {MLSERVER_VERSION} + mlserver-mlflow into {MLSERVER_VENV.relative_to(ROOT)} "
+        "(takes a few minutes; runs while the models train)"
+    )
+    if not (MLSERVER_VENV / "bin" / "python").exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(MLSERVER_VENV)
+    (work / "requirements-mlserver.txt").write_text(wanted + "\n")
+    return procs.start(
+        [
+            str(MLSERVER_VENV / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            str(work / "requirements-mlserver.txt"),
+        ],
+        log_path=work / "mlserver-install.log",
+    )
+
+
+def finish_mlserver_install(proc: subprocess.Popen | None, work: Path, timeout: float = 900) -> None:
+    if proc is None:
+        return
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError("MLServer install did not finish in time") from e
+    if rc != 0:
+        raise RuntimeError(f"MLServer install failed:\n{tail(work / 'mlserver-install.log')}")
+    (MLSERVER_VENV / ".installed").write_text("\n".join(mlserver_requirements()))
+    log("MLServer virtualenv ready")
+
+
+# -- models ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchModel:
+    key: str  # forest | logreg
+    registered: str
+    uri: str  # models:/<name>@champion
+    local_dir: Path  # the downloaded MLflow model directory (what MLServer is given)
+    estimator: Any
+    columns: list[str]
+    rows: np.ndarray  # wine feature rows to send
+
+
+def train_and_log(home: Path) -> dict[str, BenchModel]:
+    os.environ["MLCYCLE_HOME"] = str(home)
+    for var in (
+        "MLCYCLE_TRACKING_URI",
+        "MLFLOW_TRACKING_URI",
+        "MLCYCLE_REGISTRY_URI",
+        "MLFLOW_REGISTRY_URI",
+        "MLCYCLE_TEAM",
+        "MLCYCLE_ARTIFACT_ROOT",
+    ):
+        os.environ.pop(var, None)
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+    from sklearn.datasets import load_wine
+
+    from mlcycle import tracking
+    from mlcycle.config import load_settings
+    from mlcycle.training.estimators import build_estimator, get_spec
+
+    settings = load_settings()
+    tracking.configure(settings)
+    experiment_id = tracking.ensure_experiment("bench-serving", settings)
+    data = load_wine(as_frame=True)
+    x, y = data.data, data.target
+    client = MlflowClient()
+    models: dict[str, BenchModel] = {}
+    for key, kind in MODELS.items():
+        estimator = build_estimator(kind)
+        estimator.fit(x, y)
+        signature = infer_signature(x, estimator.predict(x))
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"bench-{key}"):
+            info = mlflow.sklearn.log_model(
+                estimator,
+                name="model",
+                signature=signature,
+                input_example=x.head(3),
+                serialization_format="skops",
+                skops_trusted_types=list(get_spec(kind).skops_trusted_types) or None,
+                registered_model_name=REGISTERED[key],
+            )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(REGISTERED[key], "champion", version)
+        local_dir = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(home / "local" / key))
+        )
+        models[key] = BenchModel(
+            key=key,
+            registered=REGISTERED[key],
+            uri=f"models:/{REGISTERED[key]}@champion",
+            local_dir=local_dir,
+            estimator=estimator,
+            columns=list(x.columns),
+            rows=x.to_numpy(),
+        )
+        log(f"logged {kind} as {REGISTERED[key]} v{version} (skops)")
+    return models
+
+
+def cloudpickle_copy(model: BenchModel, home: Path) -> Path:
+    """The same estimator saved with cloudpickle, for an MLServer that cannot read the skops file."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    frame = pd.DataFrame(model.rows, columns=model.columns)
+    path = home / "cloudpickle" / model.key
+    mlflow.sklearn.save_model(
+        model.estimator,
+        str(path),
+        serialization_format="cloudpickle",
+        signature=infer_signature(frame, model.estimator.predict(frame)),
+    )
+    return path
+
+
+# -- request bodies -----------------------------------------------------------------------------------
+
+
+def v2_body(model: BenchModel, n_rows: int) -> dict:
+    """A v2 request with one named input per signature column (what both servers' metadata lists)."""
+    rows = model.rows[:n_rows]
+    return {
+        "id": f"bench-{n_rows}",
+        "inputs": [
+            {"name": col, "datatype": "FP64", "shape": [n_rows, 1], "data": rows[:, i].tolist()}
+            for i, col in enumerate(model.columns)
+        ],
+    }
+
+
+def check_answer(base_url: str, served_name: str, model: BenchModel, n_rows: int, server: str) -> None:
+    """One request before loading: the server must answer 200 with the estimator's predictions."""
+    response = httpx.post(f"{base_url}/v2/models/{served_name}/infer", json=v2_body(model, n_rows), timeout=30)
+    if response.status_code != 200:
+        raise RuntimeError(f"{server}/{model.key}: HTTP {response.status_code}: {response.text[:500]}")
+    outputs = response.json()["outputs"]
+    expected = [str(v) for v in model.estimator.predict(_frame(model, n_rows)).tolist()]
+    for output in outputs:
+        data = np.asarray(output["data"]).reshape(-1).tolist()
+        if [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in data] == expected:
+            return
+    raise RuntimeError(f"{server}/{model.key}: no output equals the estimator's predictions: {response.text[:500]}")
+
+
+def _frame(model: BenchModel, n_rows: int):
+    import pandas as pd
+
+    return pd.DataFrame(model.rows[:n_rows], columns=model.columns)
+
+
+# -- servers --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    base_url: str
+    served: dict[str, str]  # model key -> served model name
+    proc: subprocess.Popen
+    note: str = ""
+
+
+def start_mlcycle(procs: Processes, models: dict[str, BenchModel], home: Path, work: Path, timeout: float) -> Server:
+    port, grpc_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MLCYCLE_HOME": str(home),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "inference",
+        *[m.uri for m in models.values()],
+        "--http-port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+    ]
+    log_path = work / "mlcycle.log"
+    proc = procs.start(args, log_path=log_path, env=env, cwd=ROOT)
+    served = {key: m.registered for key, m in models.items()}
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, list(served.values()), proc, log_path, timeout)
+    return Server("mlcycle", base, served, proc)
+
+
+def start_mlserver(
+    procs: Processes, models: dict[str, BenchModel], home: Path, work: Path, *, batching: bool, timeout: float
+) -> Server:
+    name = "mlserver-batching" if batching else "mlserver-default"
+    repo = work / name
+    repo.mkdir()
+    port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    # Only what must differ from the defaults here: loopback and free ports.
+    (repo / "settings.json").write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": grpc_port,
+                "metrics_port": metrics_port,
+            }
+        )
+    )
+    note = ""
+    for model in models.values():
+        model_dir = repo / model.registered
+        model_dir.mkdir()
+        uri = model.local_dir
+        if not mlserver_reads_skops(model, work):
+            uri = cloudpickle_copy(model, home)
+            note = "MLServer cannot read the skops model files: it serves a cloudpickle copy"
+        settings: dict[str, Any] = {
+            "name": model.registered,
+            "implementation": "mlserver_mlflow.MLflowRuntime",
+            "parameters": {"uri": str(uri)},
+        }
+        if batching:
+            settings["max_batch_size"] = MLSERVER_MAX_BATCH_SIZE
+            settings["max_batch_time"] = MLSERVER_MAX_BATCH_TIME
+        (model_dir / "model-settings.json").write_text(json.dumps(settings, indent=2))
+    env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_path = work / f"{name}.log"
+    proc = procs.start(
+        [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(repo)], log_path=log_path, env=env, cwd=repo
+    )
+    base = f"http://127.0.0.1:{port}"
+    served = {key: m.registered for key, m in models.items()}
+    wait_ready(base, list(served.values()), proc, log_path, timeout)
+    return Server(name, base, served, proc, note)
+
+
+_skops_check: dict[str, bool] = {}
+
+
+def mlserver_reads_skops(model: BenchModel, work: Path) -> bool:
+    """Whether MLServer's environment loads our skops model through mlflow.pyfunc (as its runtime does)."""
+    if model.key not in _skops_check:
+        code = (
+            "import mlflow.pyfunc, sys; m = mlflow.pyfunc.load_model(sys.argv[1]); "
+            "print(type(m.get_raw_model()).__name__)"
+        )
+        env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
+        result = subprocess.run(
+            [str(MLSERVER_VENV / "bin" / "python"), "-c", code, str(model.local_dir)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        _skops_check[model.key] = result.returncode == 0
+        if result.returncode != 0:
+            log(f"MLServer's mlflow cannot load the skops {model.key}: {result.stderr.strip()[-300:]}")
+    return _skops_check[model.key]
+
+
+# -- load generation ---------------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "mean_us": %f, ' ..
+    '"max_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.mean,
+    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+@dataclass
+class Run:
+    server: str
+    model: str
+    rows: int
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def run_wrk(url: str, body_path: Path, script: Path, connections: int, duration: int) -> dict:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url]
+    env = {**os.environ, "BENCH_BODY": str(body_path)}
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=duration + 60, check=False)
+    for line in result.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line.removeprefix("BENCH_RESULT "))
+    raise RuntimeError(f"wrk failed ({result.returncode}): {result.stdout[-500:]} {result.stderr[-500:]}")
+
+
+def measure(
+    server: Server, model: BenchModel, rows: int, connections: int, duration: int, work: Path, script: Path
+) -> Run:
+    body_path = work / f"body-{model.key}-{rows}.json"
+    if not body_path.exists():
+        body_path.write_text(json.dumps(v2_body(model, rows)))
+    url = f"{server.base_url}/v2/models/{server.served[model.key]}/infer"
+    r = run_wrk(url, body_path, script, connections, duration)
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    ok = max(r["requests"] - r["status"], 0)
+    return Run(
+        server.name,
+        model.key,
+        rows,
+        connections,
+        rps=ok / (r["duration_us"] / 1e6),
+        p50_ms=r["p50_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        requests=r["requests"],
+        errors=errors,
+    )
+
+
+# -- in-process floor -----------------------------------------------------------------------------------
+
+
+def _without_feature_names(estimator: Any) -> Any:
+    """A copy that takes a plain array without scikit-learn's per-call feature-name check."""
+    clone = copy.deepcopy(estimator)
+    for step in [s for _, s in getattr(clone, "steps", [])] or [clone]:
+        if "feature_names_in_" in vars(step):
+            del step.feature_names_in_
+    return clone
+
+
+def _p50_ms(fn: Any, seconds: float) -> float:
+    for _ in range(5):
+        fn()
+    samples = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(samples) < 20_000:
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1000
+
+
+def floor_ms(model: BenchModel, rows: int, seconds: float, home: Path) -> dict[str, float]:
+    """In-process p50s: ``predict`` on an array (the floor), on a DataFrame, and mlcycle's own predict."""
+    frame = _frame(model, rows)
+    bare = _without_feature_names(model.estimator)
+    x = np.ascontiguousarray(model.rows[:rows], dtype=np.float64)
+    out = {
+        "predict": _p50_ms(lambda: bare.predict(x), seconds),
+        "predict(DataFrame)": _p50_ms(lambda: model.estimator.predict(frame), seconds),
+    }
+    try:  # mlcycle's in-process path (loading + predict), once the predictor's library exists
+        from mlcycle.config import load_settings
+        from mlcycle.serving.loading import load_model
+        from mlcycle.serving.predict import predict
+
+        loaded = load_model(model.uri, load_settings(home=home))
+        out["mlcycle.serving.predict"] = _p50_ms(lambda: predict(loaded, x), seconds)
+    except ImportError:
+        pass
+    except Exception as e:  # noqa: BLE001 - informational only; the floor above is what counts
+        log(f"mlcycle.serving in-process predict not measured: {e}")
+    return out
+
+
+# -- report ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    runs: list[Run] = field(default_factory=list)
+    floors: dict[str, dict[str, float]] = field(default_factory=dict)  # "forest/1" -> {...}
+    notes: list[str] = field(default_factory=list)
+
+    def get(self, server: str, model: str, rows: int, connections: int) -> Run | None:
+        for run in self.runs:
+            if (run.server, run.model, run.rows, run.connections) == (server, model, rows, connections):
+                return run
+        return None
+
+
+def print_table(report: Report) -> None:
+    print()
+    print(f"{'model':8} {'rows':>4} {'conns':>5}  {'server':18} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>6}")
+    print("-" * 78)
+    for run in report.runs:
+        print(
+            f"{run.model:8} {run.rows:>4} {run.connections:>5}  {run.server:18} {run.rps:>9.1f} "
+            f"{run.p50_ms:>9.2f} {run.p99_ms:>9.2f} {run.errors:>6}"
+        )
+    print()
+    print("in-process (p50 ms; 'predict' on an array is the floor the targets use):")
+    for cell, values in report.floors.items():
+        print(f"  {cell:10} " + ", ".join(f"{k} {v:.3f}" for k, v in values.items()))
+
+
+def targets(report: Report) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) per target of the issue; met is None when a number is missing."""
+    rows: list[tuple[str, str, bool | None]] = []
+
+    def ratio(model: str, n: int, c: int, other: str) -> float | None:
+        ours, theirs = report.get("mlcycle", model, n, c), report.get(other, model, n, c)
+        if ours is None or theirs is None or theirs.rps == 0:
+            return None
+        return ours.rps / theirs.rps
+
+    def add(label: str, value: float | None, goal: float, fmt: str = "{:.1f}x", at_most: bool = False):
+        if value is None:
+            rows.append((label, "n/a", None))
+        else:
+            rows.append((label, fmt.format(value), value <= goal if at_most else value >= goal))
+
+    add("forest 1-row 32c: throughput >= 10x MLServer default", ratio("forest", 1, 32, "mlserver-default"), 10)
+    add("forest 1-row 32c: throughput >= 2x MLServer batching", ratio("forest", 1, 32, "mlserver-batching"), 2)
+    ours, theirs = report.get("mlcycle", "forest", 1, 32), report.get("mlserver-default", "forest", 1, 32)
+    add(
+        "forest 1-row 32c: p99 <= 1/4 of MLServer default's",
+        ours.p99_ms / theirs.p99_ms if ours and theirs and theirs.p99_ms else None,
+        0.25,
+        "{:.3f}x",
+        True,
+    )
+    add("logreg 1-row 32c: throughput >= 3x MLServer default", ratio("logreg", 1, 32, "mlserver-default"), 3)
+    for model in MODELS:
+        add(
+            f"{model} 64-row 32c: throughput >= 2x MLServer default",
+            ratio(model, 64, 32, "mlserver-default"),
+            2,
+        )
+    for model in MODELS:
+        for n in ROW_COUNTS:
+            run, floor = report.get("mlcycle", model, n, 1), report.floors.get(f"{model}/{n}")
+            add(
+                f"{model} {n}-row 1c: p50 <= floor + 1.5 ms",
+                run.p50_ms - floor["predict"] if run and floor else None,
+                1.5,
+                "+{:.2f} ms",
+                True,
+            )
+    return rows
+
+
+def print_targets(report: Report) -> None:
+    print()
+    print("targets (issue 3):")
+    for label, measured, met in targets(report):
+        verdict = "n/a " if met is None else ("MET " if met else "MISS")
+        print(f"  [{verdict}] {label:58} {measured}")
+    for note in report.notes:
+        print(f"  note: {note}")
+
+
+# -- main ------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds per cell (a smoke run)")
+    parser.add_argument("--duration", type=int, help="seconds of load per run (default 15, --quick 3)")
+    parser.add_argument(
+        "--servers",
+        default="mlcycle,mlserver-default,mlserver-batching",
+        help="comma-separated subset of the servers to run",
+    )
+    parser.add_argument("--ready-timeout", type=float, default=180.0)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, model repos)")
+    args = parser.parse_args(argv)
+    duration = args.duration or (3 if args.quick else 15)
+    wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if shutil.which("wrk") is None:
+        print(
+            "wrk is not installed: run scripts/install-debian-deps.sh (as root) or apt-get install wrk",
+            file=sys.stderr,
+        )
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    home = work / "home"
+    procs = Processes()
+    report = Report()
+    try:
+        install = start_mlserver_install(procs, work) if any(s.startswith("mlserver") for s in wanted) else None
+        models = train_and_log(home)
+        (work / "wrk.lua").write_text(WRK_SCRIPT)
+        script = work / "wrk.lua"
+
+        log("measuring the in-process floor")
+        for key, model in models.items():
+            for n in ROW_COUNTS:
+                report.floors[f"{key}/{n}"] = floor_ms(model, n, 1.0 if args.quick else 3.0, home)
+
+        servers: list[Server] = []
+        if "mlcycle" in wanted:
+            log("starting mlcycle's predictor")
+            servers.append(start_mlcycle(procs, models, home, work, args.ready_timeout))
+        if install is not None:
+            finish_mlserver_install(install, work)
+        for batching in (False, True):
+            name = "mlserver-batching" if batching else "mlserver-default"
+            if name in wanted:
+                log(f"starting {name}")
+                server = start_mlserver(procs, models, home, work, batching=batching, timeout=args.ready_timeout)
+                if server.note and server.note not in report.notes:
+                    report.notes.append(server.note)
+                servers.append(server)
+        if not servers:
+            log("no server to benchmark")
+            return 2
+        for server in servers:
+            for model in models.values():
+                for n in ROW_COUNTS:
+                    check_answer(server.base_url, server.served[model.key], model, n, server.name)
+        log(f"servers answer correctly; loading each for {duration} s per cell, alternating")
+        report.notes.append(
+            "MLServer's MLflow runtime returns predict() only; mlcycle's predictor also returns probabilities"
+        )
+        for key, model in models.items():
+            for n in ROW_COUNTS:
+                for c in CONNECTIONS:
+                    for server in servers:
+                        # A short warm-up so connection set-up and first-call costs are not measured.
+                        measure(server, model, n, c, 1, work, script)
+                        run = measure(server, model, n, c, duration, work, script)
+                        report.runs.append(run)
+                        log(
+                            f"{key} {n}-row {c}c {server.name}: {run.rps:.1f} req/s, "
+                            f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, errors {run.errors}"
+                        )
+    finally:
+        procs.stop_all()
+        if args.keep:
+            log(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print_table(report)
+    print_targets(report)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    out = RESULTS_DIR / f"serving-{time.strftime('%Y%m%dT%H%M%S')}{'-quick' if args.quick else ''}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "duration_s": duration,
+                "runs": [asdict(r) for r in report.runs],
+                "floors_ms": report.floors,
+                "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(report)],
+                "notes": report.notes,
+                "cpus": os.cpu_count(),
+            },
+            indent=2,
+        )
+    )
+    log(f"results written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
