@@ -55,14 +55,15 @@ class _Record:
     protocol: str
     request_id: str
     timestamp_ns: int
-    inputs: pd.DataFrame
+    inputs: pd.DataFrame | np.ndarray
+    columns: tuple[str, ...]
     predictions: Any
     probabilities: Any
     classes: tuple[str, ...] | None
     rows: int
 
     def group(self) -> tuple:
-        return (split_name(self.model_name)[1], tuple(self.inputs.columns), self.classes)
+        return (split_name(self.model_name)[1], self.columns, self.classes)
 
 
 class PayloadLogger:
@@ -124,18 +125,28 @@ class PayloadLogger:
         model_version: str,
         protocol: str,
         request_id: str,
-        inputs: pd.DataFrame,
+        inputs: pd.DataFrame | np.ndarray,
         predictions: Any,
         probabilities: Any = None,
         classes: Sequence[Any] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> bool:
         """Queue one request's rows; True if queued, False if dropped (queue full or logger closed).
+
+        ``inputs`` is a DataFrame, or a 2-D array in signature order with its names in ``columns``
+        (cheaper on the request path: the columns are only split out in the writer thread).
 
         The logger keeps references to ``inputs``, ``predictions`` and ``probabilities`` until they
         are written: the caller must not modify them afterwards. Never blocks on I/O, never raises
         for storage problems.
         """
         rows = len(inputs)
+        if isinstance(inputs, pd.DataFrame):
+            cols = tuple(str(c) for c in inputs.columns)
+        else:  # a 2-D array in signature order: no DataFrame to build on the request path
+            if columns is None or np.ndim(inputs) != 2 or np.shape(inputs)[1] != len(columns):
+                raise ValueError("an array of inputs needs 2 dimensions and one name per column in columns=")
+            cols = tuple(str(c) for c in columns)
         if rows == 0:
             return True
         if os.getpid() != self._pid:  # forked into a worker: the writer thread did not come along
@@ -147,6 +158,7 @@ class PayloadLogger:
             request_id=str(request_id),
             timestamp_ns=time.time_ns(),
             inputs=inputs,
+            columns=cols,
             predictions=predictions,
             probabilities=probabilities,
             classes=None if classes is None or probabilities is None else tuple(str(c) for c in classes),
@@ -295,17 +307,21 @@ def _to_table(records: list[_Record]):
     for column in ("model_name", "model_version", "protocol"):
         values = np.array([getattr(r, column) for r in records], dtype=object)
         columns[column] = pa.array(np.repeat(values, counts), type=pa.string())
-    for column in records[0].inputs.columns:
-        columns[str(column)] = _concat([r.inputs[column].to_numpy() for r in records])
+    for i, column in enumerate(records[0].columns):
+        columns[column] = _concat([_column(r.inputs, i) for r in records])
     columns["prediction"] = _concat([np.asarray(r.predictions).reshape(-1) for r in records])
     classes = records[0].classes
     if classes is not None:
-        proba = np.concatenate(
-            [np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1) for r in records]
-        )
+        proba = np.concatenate([np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1) for r in records])
         for i, name in enumerate(classes):
             columns[f"proba_{name}"] = proba[:, i]
     return pa.table(columns)
+
+
+def _column(inputs: pd.DataFrame | np.ndarray, i: int) -> np.ndarray:
+    if isinstance(inputs, pd.DataFrame):
+        return inputs.iloc[:, i].to_numpy()
+    return np.asarray(inputs)[:, i]
 
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:

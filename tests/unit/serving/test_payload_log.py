@@ -99,6 +99,46 @@ def test_round_trip_follows_the_contract(tmp_path):
     logger.close()
 
 
+def test_array_inputs_with_column_names(tmp_path):
+    logger = PayloadLogger(tmp_path)
+    inputs, predictions, proba = request(2, seed=3)
+    logger.log(
+        model_name="wine",
+        model_version="1",
+        protocol="v2-rest",
+        request_id="array",
+        inputs=inputs.to_numpy(dtype=float),
+        columns=list(inputs.columns),
+        predictions=predictions,
+        probabilities=proba,
+        classes=CLASSES,
+    )
+    logger.log(
+        model_name="wine",
+        model_version="1",
+        protocol="v2-rest",
+        request_id="frame",
+        inputs=inputs,
+        predictions=predictions,
+        probabilities=proba,
+        classes=CLASSES,
+    )
+    with pytest.raises(ValueError, match="columns"):
+        logger.log(
+            model_name="wine",
+            model_version="1",
+            protocol="v1",
+            request_id="bad",
+            inputs=inputs.to_numpy(),
+            predictions=predictions,
+        )
+    logger.close()
+    frame = read_payloads(tmp_path, "wine")
+    assert logger.files_written == 1  # same columns, same file
+    np.testing.assert_allclose(frame.loc[frame.request_id == "array", list(inputs.columns)], inputs)
+    np.testing.assert_allclose(frame.loc[frame.request_id == "frame", list(inputs.columns)], inputs)
+
+
 def test_read_filters_by_time_and_team(tmp_path):
     logger = PayloadLogger(tmp_path, flush_seconds=60)
     log_one(logger, "early", 2)
