@@ -1,0 +1,134 @@
+"""Offline validation as strict as an API server with strict field validation (``kubectl apply``).
+
+Custom resources validate against their real CRD schemas from ``../shared/crds/`` (beside the repo
+root), with every object schema that lists ``properties`` and lacks
+``x-kubernetes-preserve-unknown-fields`` closed (``additionalProperties: false``); ``metadata`` against
+Kubernetes' ObjectMeta. Core kinds validate with kubernetes-validate in strict mode. A kind that neither
+knows is an error, not a pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+from kubernetes_validate.utils import schema_contents
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = REPO_ROOT.parent / "shared" / "crds"
+KUBERNETES_VERSION = "1.31"  # Kubeflow 1.9/1.10 support Kubernetes 1.29-1.31
+
+
+class ManifestError(AssertionError):
+    """A manifest a cluster would reject."""
+
+
+def _close(schema: Any) -> Any:
+    """Close every object schema that lists properties and does not preserve unknown fields."""
+    if isinstance(schema, dict):
+        out = {k: _close(v) for k, v in schema.items()}
+        if (
+            "properties" in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+            and "additionalProperties" not in out
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_close(v) for v in schema]
+    return schema
+
+
+@functools.lru_cache(maxsize=1)
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(apiVersion, kind): closed schema}`` for every served version of every CRD in ../shared/crds."""
+    if not CRD_DIR.is_dir():
+        raise FileNotFoundError(
+            f"CRD schemas not found at {CRD_DIR}: the manifests tests need the shared/ directory beside the "
+            "repository (CI clones it there); see shared/crds/README.md"
+        )
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
+            for version in doc["spec"]["versions"]:
+                if version.get("served", True):
+                    schema = _close(version["schema"]["openAPIV3Schema"])
+                    # The API server accepts these at the root of every object even where a CRD's
+                    # schema omits them (Istio's do); metadata is checked against ObjectMeta below.
+                    schema["properties"] = {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        **schema["properties"],
+                    }
+                    schemas[(f"{group}/{version['name']}", kind)] = schema
+    return schemas
+
+
+@functools.lru_cache(maxsize=1)
+def _object_meta_validator() -> jsonschema.protocols.Validator:
+    defs = schema_contents(
+        f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict/_definitions.json", KUBERNETES_VERSION
+    )
+    schema = {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "$defs": defs["$defs"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_object(obj: dict[str, Any]) -> None:
+    """Raise :class:`ManifestError` if a cluster would reject ``obj``."""
+    api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    where = f"{kind} {obj.get('metadata', {}).get('name', '?')}"
+    key = (api_version, kind)
+    if key in crd_schemas():
+        errors = sorted(
+            jsonschema.Draft7Validator(crd_schemas()[key]).iter_errors(obj), key=lambda e: list(e.path)
+        )
+        errors += list(_object_meta_validator().iter_errors(obj.get("metadata", {})))
+        if errors:
+            first = errors[0]
+            path = ".".join(str(p) for p in first.path)
+            raise ManifestError(f"{where}: {path}: {first.message}")
+        return
+    if "/" in api_version and "." in api_version.split("/")[0] and not api_version.split("/")[0].endswith(
+        ".k8s.io"
+    ):
+        raise ManifestError(f"{where}: no CRD schema for {api_version} {kind} in {CRD_DIR}")
+    try:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        path = ".".join(str(p) for p in e.path)
+        raise ManifestError(f"{where}: {path}: {e.message}") from e
+    except kubernetes_validate.SchemaNotFoundError as e:
+        raise ManifestError(f"{where}: {e.message}") from e
+
+
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize <directory>`` as a list of objects; the build error if it fails."""
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        raise ManifestError(f"kubectl kustomize {directory} failed: {result.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of ``kind`` (and ``name``) in ``objects``."""
+    hits = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    if len(hits) != 1:
+        raise ManifestError(f"expected one {kind} {name or ''}, found {len(hits)}")
+    return copy.deepcopy(hits[0])
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)

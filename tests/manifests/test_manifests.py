@@ -1,0 +1,276 @@
+"""Every overlay and profile builds, and a cluster would accept every object in it."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from mlcycle.config import Settings
+from mlcycle.deploy.environments import CREDENTIALS_SECRET, ENVIRONMENTS, PLATFORM_NAMESPACE, RUNTIME_NAME
+from mlcycle.deploy.render import check_inference_service, render_inference_service
+from mlcycle.errors import InvalidInputError
+from tests.manifests.schemas import REPO_ROOT, ManifestError, find, kustomize_build, validate_object
+
+CUSTOM_KINDS = {
+    "InferenceService", "ServingRuntime", "Profile", "PodDefault", "AuthorizationPolicy",
+    "ServiceMonitor", "PodMonitor", "PrometheusRule",
+}
+
+
+def _validate_all(objects: list[dict]) -> None:
+    problems = []
+    for obj in objects:
+        try:
+            validate_object(obj)
+        except ManifestError as e:
+            problems.append(str(e))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_overlay_objects_validate_strictly(overlays, env):
+    objects = overlays[env]
+    _validate_all(objects)
+    kinds = {o["kind"] for o in objects}
+    assert {"InferenceService", "ServingRuntime", "ServiceMonitor", "PodMonitor", "PrometheusRule",
+            "StatefulSet", "NetworkPolicy", "ConfigMap"} <= kinds
+
+
+def test_profiles_validate_strictly(profiles):
+    _validate_all(profiles)
+    assert {"Profile", "PodDefault", "AuthorizationPolicy", "ResourceQuota", "LimitRange", "RoleBinding",
+            "ServingRuntime", "Secret"} <= {o["kind"] for o in profiles}
+
+
+def test_every_custom_kind_is_covered(overlays, profiles):
+    seen = {o["kind"] for objs in overlays.values() for o in objs} | {o["kind"] for o in profiles}
+    assert seen >= CUSTOM_KINDS
+
+
+MISSPELLINGS = [
+    ("InferenceService", ("spec", "predictor"), "canaryTrafficPercnt", 10),
+    ("InferenceService", ("spec", "predictor", "model"), "runtimeName", "x"),
+    ("ServingRuntime", ("spec",), "supportedModelFormat", []),
+    ("ServiceMonitor", ("spec",), "endpoint", []),
+    ("PodMonitor", ("spec",), "podMetricEndpoints", []),
+    ("PrometheusRule", ("spec",), "group", []),
+    ("Deployment", ("spec", "template", "spec", "containers", 0), "imagePullPolicyy", "Always"),
+    ("StatefulSet", ("spec",), "replica", 1),
+    ("NetworkPolicy", ("spec",), "policyType", ["Ingress"]),
+    ("Deployment", ("metadata",), "label", {"a": "b"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "path", "field", "value"), MISSPELLINGS)
+def test_validator_rejects_a_misspelled_field(overlays, kind, path, field, value):
+    obj = copy.deepcopy(next(o for o in overlays["prod"] if o["kind"] == kind))
+    validate_object(obj)  # valid as built
+    target = obj
+    for step in path:
+        target = target[step]
+    target[field] = value
+    with pytest.raises(ManifestError, match=re.escape(field)):
+        validate_object(obj)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "field"),
+    [
+        ("Profile", ("spec",), "ownr"),
+        ("PodDefault", ("spec",), "envs"),
+        ("AuthorizationPolicy", ("spec",), "rule"),
+    ],
+)
+def test_validator_rejects_misspelled_profile_fields(profiles, kind, path, field):
+    obj = copy.deepcopy(next(o for o in profiles if o["kind"] == kind))
+    target = obj
+    for step in path:
+        target = target[step]
+    target[field] = target.get(field, [])
+    with pytest.raises(ManifestError, match=field):
+        validate_object(obj)
+
+
+def test_a_misspelled_field_in_an_overlay_patch_fails_the_build_check(tmp_path, kubectl):
+    """End to end: a typo in a committed patch makes the overlay's validation fail."""
+    shutil.copytree(REPO_ROOT / "kustomize", tmp_path / "kustomize")
+    patch = tmp_path / "kustomize/overlays/prod/inferenceservice-alias-scaling-patch.yaml"
+    patch.write_text(patch.read_text().replace("minReplicas:", "minReplica:"))
+    objects = kustomize_build(tmp_path / "kustomize/overlays/prod")
+    with pytest.raises(ManifestError, match="minReplica"):
+        validate_object(find(objects, "InferenceService"))
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_overlay_inference_service_matches_render(overlays, env):
+    """The deploy step and the overlays agree: same alias, scaling, runtime, labels and namespace."""
+    built = find(overlays[env], "InferenceService")
+    rendered = render_inference_service("wine", env)
+    assert built == rendered
+    check_inference_service(built)
+
+
+@pytest.mark.parametrize("env", list(ENVIRONMENTS))
+def test_overlay_places_platform_in_its_namespace(overlays, env):
+    objects = overlays[env]
+    namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
+    assert namespaces == {PLATFORM_NAMESPACE}
+    assert find(objects, "Namespace")["metadata"]["name"] == PLATFORM_NAMESPACE
+    assert all(o["metadata"]["labels"]["mlcycle.io/environment"] == env for o in objects)
+    assert find(objects, "ServingRuntime")["metadata"]["name"] == RUNTIME_NAME
+
+
+def test_prod_runs_two_mlflow_servers(overlays):
+    assert find(overlays["prod"], "Deployment", "mlcycle-mlflow")["spec"]["replicas"] == 2
+    assert find(overlays["dev"], "Deployment", "mlcycle-mlflow")["spec"]["replicas"] == 1
+
+
+def test_only_dev_generates_credentials(overlays):
+    assert {o["metadata"]["name"].rsplit("-", 1)[0] for o in overlays["dev"] if o["kind"] == "Secret"} == {
+        "mlcycle-postgres", "mlcycle-minio"}
+    assert not [o for o in overlays["prod"] if o["kind"] == "Secret"]
+    # The generated (hash-suffixed) Secret names reach the workloads that read them.
+    mlflow = find(overlays["dev"], "Deployment", "mlcycle-mlflow")
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]
+            if "valueFrom" in e}
+    assert refs <= {o["metadata"]["name"] for o in overlays["dev"] if o["kind"] == "Secret"}
+
+
+def _images(objects):
+    for obj in objects:
+        spec = obj.get("spec", {})
+        pod = spec.get("template", {}).get("spec", spec)
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            yield container["image"]
+
+
+def test_project_images_carry_the_package_version(overlays, profiles):
+    settings = Settings()
+    ours = {i for objs in [*overlays.values(), profiles] for i in _images(objs) if "ghcr.io/mlcycle/" in i}
+    assert ours == {settings.image, settings.predictor_image}
+
+
+def _workload_pods(objects):
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield obj, obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "ServingRuntime":
+            yield obj, obj["spec"]
+
+
+@pytest.mark.parametrize("source", ["prod", "profiles"])
+def test_every_container_has_resources_probes_and_runs_as_non_root(overlays, profiles, source):
+    objects = profiles if source == "profiles" else overlays[source]
+    checked = 0
+    for obj, pod in _workload_pods(objects):
+        pod_sc = pod.get("securityContext", {})
+        for c in pod["containers"]:
+            where = f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}"
+            sc = c.get("securityContext", {})
+            assert c["resources"]["requests"] and c["resources"]["limits"], where
+            if obj["kind"] != "Job":
+                assert "readinessProbe" in c and "livenessProbe" in c, where
+            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert "RuntimeDefault" in (
+                sc.get("seccompProfile", {}).get("type"), pod_sc.get("seccompProfile", {}).get("type")), where
+            checked += 1
+    assert checked >= (1 if source == "profiles" else 5)
+
+
+def test_network_policies_default_deny_and_keep_postgres_private(overlays):
+    objects = overlays["prod"]
+    deny = find(objects, "NetworkPolicy", "mlcycle-default-deny-ingress")
+    assert deny["spec"]["podSelector"] == {} and "ingress" not in deny["spec"]
+    postgres = find(objects, "NetworkPolicy", "mlcycle-postgres-ingress")
+    assert postgres["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlcycle-mlflow"}}}]
+
+
+TEAMS = ("team-a", "team-b")
+
+
+@pytest.mark.parametrize("team", TEAMS)
+def test_each_profile_provisions_its_team(profiles, team):
+    assert Settings(team=team).team == team  # a valid team name
+    profile = find([o for o in profiles if o["kind"] == "Profile"], "Profile", team)
+    assert profile["spec"]["owner"]["kind"] == "User"
+    mine = [o for o in profiles if o["metadata"].get("namespace") == team]
+    assert {o["kind"] for o in mine} >= {"ResourceQuota", "LimitRange", "PodDefault", "AuthorizationPolicy",
+                                          "RoleBinding", "ServingRuntime", "Secret"}
+    assert all(o["metadata"]["labels"]["mlcycle.io/team"] == team for o in mine)
+    pod_default = find(mine, "PodDefault")
+    env = {e["name"]: e["value"] for e in pod_default["spec"]["env"]}
+    assert env["MLCYCLE_TEAM"] == team
+    assert Settings(team=team, artifact_root=env["MLCYCLE_ARTIFACT_ROOT"]).effective_artifact_root == (
+        f"s3://mlflow/{team}")
+    assert pod_default["spec"]["envFrom"] == [{"secretRef": {"name": CREDENTIALS_SECRET}}]
+    assert find(mine, "Secret")["metadata"]["name"] == CREDENTIALS_SECRET
+    policy = find(mine, "AuthorizationPolicy", "mlcycle-inferenceservices")
+    assert policy["spec"]["rules"][0]["from"][0]["source"]["namespaces"] == [team]
+    assert find(mine, "ServingRuntime")["metadata"]["name"] == RUNTIME_NAME
+    # The rendered InferenceService of this team lands where its runtime and policy are.
+    isvc = render_inference_service("wine", "prod", team=team, version=3)
+    assert isvc["metadata"]["namespace"] == team
+    selector = policy["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= isvc["spec"]["predictor"]["labels"].items()
+    validate_object(isvc)
+
+
+def test_no_placeholder_survives_in_profiles(profiles):
+    text = yaml.safe_dump_all(profiles)
+    assert not re.search(r"(?<![A-Z_])TEAM(?![A-Z_])", text.replace("MLCYCLE_TEAM", ""))
+
+
+def test_rendered_inference_services_validate_against_the_crd():
+    for env in ENVIRONMENTS:
+        for canary in (None, 0, 10, 100):
+            validate_object(render_inference_service("team-a.wine", env, team="team-a", version=7,
+                                                     canary_percent=canary))
+
+
+def test_render_rejects_what_the_webhook_would(overlays):
+    isvc = find(overlays["prod"], "InferenceService")
+    isvc["spec"]["predictor"]["canaryTrafficPercent"] = 101
+    validate_object(isvc)  # the CRD schema lets it through...
+    with pytest.raises(InvalidInputError):  # ...KServe's webhook would not, and neither do we
+        check_inference_service(isvc)
+
+
+CONTRACT_METRICS = set(re.findall(r"`(mlcycle_[a-z_]+)", (REPO_ROOT / "docs/contracts.md").read_text()))
+
+
+def _rule_file(overlays) -> dict:
+    return {"groups": find(overlays["prod"], "PrometheusRule")["spec"]["groups"]}
+
+
+def test_alerts_and_dashboard_use_only_contract_metrics(overlays):
+    rules = yaml.safe_dump(_rule_file(overlays))
+    dashboard = find(overlays["prod"], "ConfigMap", "mlcycle-grafana-dashboard")["data"]["mlcycle.json"]
+    used = set(re.findall(r"\b(mlcycle_[a-z_]+)", rules + dashboard))
+    normalized = {re.sub(r"_bucket$", "", m) for m in used}
+    assert normalized <= CONTRACT_METRICS, normalized - CONTRACT_METRICS
+    names = {r["alert"] for g in _rule_file(overlays)["groups"] for r in g["rules"]}
+    assert {"MlcycleHighErrorRate", "MlcycleHighLatency", "MlcycleCanaryUnhealthy", "MlcycleDriftDetected"} <= names
+
+
+def test_alert_rules_pass_promtool(overlays, tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (scripts/install-debian-deps.sh installs it)")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(_rule_file(overlays)))
+    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(path.read_text().replace("sum by (namespace, model, version)", "sum by (namespace", 1))
+    result = subprocess.run([promtool, "check", "rules", str(broken)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode != 0
