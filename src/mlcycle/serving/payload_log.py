@@ -48,7 +48,7 @@ PROTOCOLS = ("v1", "v2-rest", "v2-grpc")
 DropCallback = Callable[..., None]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Record:
     model_name: str
     model_version: str
@@ -56,14 +56,11 @@ class _Record:
     request_id: str
     timestamp_ns: int
     inputs: pd.DataFrame | np.ndarray
-    columns: tuple[str, ...]
+    columns: Any  # the raw column names; turned into strings in the writer thread
     predictions: Any
     probabilities: Any
-    classes: tuple[str, ...] | None
+    classes: Any
     rows: int
-
-    def group(self) -> tuple:
-        return (split_name(self.model_name)[1], self.columns, self.classes)
 
 
 class PayloadLogger:
@@ -142,11 +139,11 @@ class PayloadLogger:
         """
         rows = len(inputs)
         if isinstance(inputs, pd.DataFrame):
-            cols = tuple(str(c) for c in inputs.columns)
+            columns = inputs.columns
         else:  # a 2-D array in signature order: no DataFrame to build on the request path
-            if columns is None or np.ndim(inputs) != 2 or np.shape(inputs)[1] != len(columns):
+            shape = getattr(inputs, "shape", None)
+            if columns is None or shape is None or len(shape) != 2 or shape[1] != len(columns):
                 raise ValueError("an array of inputs needs 2 dimensions and one name per column in columns=")
-            cols = tuple(str(c) for c in columns)
         if rows == 0:
             return True
         if os.getpid() != self._pid:  # forked into a worker: the writer thread did not come along
@@ -158,10 +155,10 @@ class PayloadLogger:
             request_id=str(request_id),
             timestamp_ns=time.time_ns(),
             inputs=inputs,
-            columns=cols,
+            columns=columns,
             predictions=predictions,
             probabilities=probabilities,
-            classes=None if classes is None or probabilities is None else tuple(str(c) for c in classes),
+            classes=None if probabilities is None else classes,
             rows=rows,
         )
         with self._cond:
@@ -238,13 +235,19 @@ class PayloadLogger:
                     return
 
     def _write(self, batch: list[_Record]) -> None:
+        # Records hold their column and class names alive for the whole batch, so id() is a safe memo.
+        names: dict[int, tuple[str, ...] | None] = {id(None): None}
         groups: dict[tuple, list[_Record]] = {}
         for record in batch:
-            groups.setdefault(record.group(), []).append(record)
-        for (base_name, _, _), records in groups.items():
+            for obj in (record.columns, record.classes):
+                if id(obj) not in names:
+                    names[id(obj)] = tuple(str(c) for c in obj)
+            key = (split_name(record.model_name)[1], names[id(record.columns)], names[id(record.classes)])
+            groups.setdefault(key, []).append(record)
+        for (base_name, columns, classes), records in groups.items():
             rows = sum(r.rows for r in records)
             try:
-                table = _to_table(records)
+                table = _to_table(records, columns, classes)
                 name = (
                     f"{FILE_PREFIX}{datetime.now(UTC).strftime(_TS_FORMAT)}-{self._pid}-"
                     f"{next(self._seq):06d}{FILE_SUFFIX}"
@@ -290,7 +293,7 @@ def _takes_two_args(fn: DropCallback | None) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
-def _to_table(records: list[_Record]):
+def _to_table(records: list[_Record], input_columns: tuple[str, ...], classes: tuple[str, ...] | None):
     import pyarrow as pa
 
     counts = np.fromiter((r.rows for r in records), dtype=np.int64, count=len(records))
@@ -307,10 +310,9 @@ def _to_table(records: list[_Record]):
     for column in ("model_name", "model_version", "protocol"):
         values = np.array([getattr(r, column) for r in records], dtype=object)
         columns[column] = pa.array(np.repeat(values, counts), type=pa.string())
-    for i, column in enumerate(records[0].columns):
+    for i, column in enumerate(input_columns):
         columns[column] = _concat([_column(r.inputs, i) for r in records])
     columns["prediction"] = _concat([np.asarray(r.predictions).reshape(-1) for r in records])
-    classes = records[0].classes
     if classes is not None:
         proba = np.concatenate([np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1) for r in records])
         for i, name in enumerate(classes):
