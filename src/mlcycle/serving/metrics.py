@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -116,9 +117,7 @@ class ServingMetrics:
 
     # -- hot path ---------------------------------------------------------------------------------
 
-    def observe_request(
-        self, model: str, version: str, protocol: str, status: int | str, seconds: float
-    ) -> None:
+    def observe_request(self, model: str, version: str, protocol: str, status: int | str, seconds: float) -> None:
         """Count one answered request and record how long it took."""
         key = (model, version, protocol, str(status))
         counter = self._request_children.get(key)
@@ -134,9 +133,9 @@ class ServingMetrics:
     def count_predictions(self, model: str, version: str, predictions: Iterable[object]) -> None:
         """Count predicted rows per predicted class (``predictions`` is a list or 1-D array)."""
         counts: dict[str, int] = {}
-        for value in _as_list(predictions):
+        for value, n in Tally(_as_list(predictions)).items():
             name = _class_name(value)
-            counts[name] = counts.get(name, 0) + 1
+            counts[name] = counts.get(name, 0) + n
         for name, n in counts.items():
             key = (model, version, name)
             counter = self._class_children.get(key)
