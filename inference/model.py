@@ -1,0 +1,392 @@
+"""The KServe model: one served name, a champion version and optionally a canary, over mlcycle.serving.
+
+All I/O happens in :meth:`MlflowModel.load` (and in the background alias poller); ``ready`` is set
+last. A request only decodes (numpy), routes (hash of its id), waits for its micro-batch and encodes:
+no environment, registry or network access on that path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import orjson
+from kserve import Model
+from kserve.errors import InvalidInput as KServeInvalidInput
+from kserve.model import InferenceVerb
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from inference.runtime import Runtime, runtime
+from mlcycle import tracking
+from mlcycle.config import Settings
+from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError
+from mlcycle.serving.batching import AdaptiveBatcher
+from mlcycle.serving.loading import LoadedModel, load_model, resolve_version
+from mlcycle.serving.predict import Prediction, predict
+from mlcycle.serving.routing import goes_to_canary, validate_percent
+from mlcycle.serving.schema import V2Input, decode_v1, decode_v2, v2_datatype, v2_metadata
+
+log = logging.getLogger("mlcycle.inference")
+
+CHAMPION, CANARY = "champion", "canary"
+VERSION_HEADER = "x-mlcycle-model-version"
+ROLE_HEADER = "x-mlcycle-model-role"
+
+
+@dataclass
+class ServedVersion:
+    """A loaded version, its role, its micro-batcher and precomputed response pieces."""
+
+    loaded: LoadedModel
+    role: str
+    batcher: AdaptiveBatcher
+    version: str
+    metadata: dict[str, Any]
+    columns: list[str]
+
+    @classmethod
+    def build(cls, loaded: LoadedModel, role: str, settings: Settings) -> ServedVersion:
+        batcher = AdaptiveBatcher(
+            partial(predict, loaded),
+            max_rows=settings.serving_batch_max_rows,
+            max_wait_s=settings.serving_batch_max_wait_ms / 1000.0,
+            name=f"{loaded.served_name}-{loaded.version}",
+        )
+        meta = v2_metadata(loaded.schema, prediction_datatype=loaded.prediction_datatype, classes=loaded.classes)
+        return cls(loaded, role, batcher, loaded.version or "1", meta, list(loaded.schema.columns))
+
+
+class MlflowModel(Model):
+    """Serves ``ref`` (an MLflow model URI) under its base name, with an optional canary.
+
+    Args:
+        ref: ``models:/wine@champion``, ``models:/wine/3`` or any MLflow model URI.
+        settings: mlcycle settings (registry, limits, batching, poll interval, payload log, auth).
+        canary_ref: a second version of the same model to send ``canary_percent`` of traffic to.
+        canary_percent: 0..100.
+        name: the served name; default: the registered base name.
+    """
+
+    def __init__(
+        self,
+        ref: str,
+        settings: Settings,
+        *,
+        canary_ref: str | None = None,
+        canary_percent: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        from mlcycle.serving.loading import served_name_of
+
+        served = name or served_name_of(ref, settings.team)
+        super().__init__(served)
+        self.ref = ref
+        self.settings = settings
+        self.canary_ref = canary_ref
+        self.canary_percent = validate_percent(canary_percent) if canary_ref else 0.0
+        self.load_failures = 0
+        self._versions: dict[str, ServedVersion] = {}
+        self._init_runtime()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _init_runtime(self) -> None:
+        self._rt: Runtime | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def load(self) -> bool:
+        """Load champion (and canary) from MLflow; ``ready`` becomes True last."""
+        tracking.configure(self.settings)
+        champion = load_model(self.ref, self.settings, name=self.name)
+        versions = {CHAMPION: ServedVersion.build(champion, CHAMPION, self.settings)}
+        if self.canary_ref:
+            canary = load_model(self.canary_ref, self.settings, name=self.name)
+            if canary.registered_name != champion.registered_name and champion.registered_name:
+                raise InvalidInputError(
+                    f"canary {self.canary_ref} is model {canary.registered_name!r}, not "
+                    f"{champion.registered_name!r}; a canary must be another version of the same model",
+                    field="canary",
+                )
+            versions[CANARY] = ServedVersion.build(canary, CANARY, self.settings)
+        self._versions = versions
+        self._rt = runtime(self.settings)
+        self._publish_info()
+        self.ready = True
+        return self.ready
+
+    def start(self) -> None:
+        """Start following the registry aliases (called by the model server in its process)."""
+        self.ready = bool(self._versions)
+        self._start_poller()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._rt is not None and self._rt.payloads is not None:
+            self._rt.payloads.flush(timeout=5)
+        super().stop()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker process needs (KServe pickles models into its REST workers)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in {"_rt", "_stop", "_poller", "_versions"}}
+        state["_loaded"] = {role: sv.loaded for role, sv in self._versions.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        loaded = state.pop("_loaded")
+        self.__dict__.update(state)
+        self._init_runtime()
+        self._versions = {role: ServedVersion.build(lm, role, self.settings) for role, lm in loaded.items()}
+        tracking.configure(self.settings)
+        self._rt = runtime(self.settings)
+        self._publish_info()
+        self._start_poller()
+
+    # -- the registry poller ----------------------------------------------------------------------
+
+    def _refs(self) -> dict[str, str]:
+        refs = {CHAMPION: self.ref}
+        if self.canary_ref:
+            refs[CANARY] = self.canary_ref
+        return refs
+
+    def _start_poller(self) -> None:
+        follows = any("@" in r for r in self._refs().values())
+        if self.settings.serving_poll_seconds <= 0 or not follows or self._poller is not None:
+            return
+        self._poller = threading.Thread(target=self._follow, name=f"alias-poller-{self.name}", daemon=True)
+        self._poller.start()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.settings.serving_poll_seconds):
+            self.refresh()
+
+    def refresh(self) -> dict[str, str]:
+        """Check each followed alias once; load and swap in any version that moved.
+
+        A failed load keeps the current version serving; it is logged and counted
+        (``load_failures`` and ``mlcycle_model_load_failures_total``). Returns ``{role: version}``
+        for the versions swapped in.
+        """
+        from mlcycle.registry.uris import parse_model_ref
+
+        swapped = {}
+        for role, ref in self._refs().items():
+            parsed = parse_model_ref(ref, self.settings.team)
+            current = self._versions.get(role)
+            if not parsed.alias or current is None:
+                continue
+            try:
+                version, _ = resolve_version(parsed)
+                if version == current.version:
+                    continue
+                loaded = load_model(f"models:/{parsed.name}/{version}", self.settings, name=self.name)
+                fresh = ServedVersion.build(loaded, role, self.settings)
+            except Exception:  # noqa: BLE001 - keep serving the old version; the failure is reported
+                self.load_failures += 1
+                if self._rt is not None:
+                    self._rt.metrics.load_failure(self.name)
+                log.exception(
+                    "model %s: loading the new %s version of %s failed; still serving %s",
+                    self.name,
+                    role,
+                    ref,
+                    current.loaded.label,
+                )
+                continue
+            self._versions = {**self._versions, role: fresh}  # one assignment: atomic for readers
+            swapped[role] = version
+            log.info("model %s: %s %s moved from version %s to %s", self.name, role, ref, current.version, version)
+        if swapped:
+            self._publish_info()
+        return swapped
+
+    def _publish_info(self) -> None:
+        if self._rt is None:
+            return
+        for role, sv in self._versions.items():
+            self._rt.metrics.set_model_info(self.name, sv.version, role)
+        self._rt.metrics.set_canary_percent(self.name, self.canary_percent if CANARY in self._versions else 0.0)
+
+    # -- metadata ---------------------------------------------------------------------------------
+
+    @property
+    def versions(self) -> dict[str, ServedVersion]:
+        return self._versions
+
+    def get_input_types(self) -> list[dict]:
+        return self._versions[CHAMPION].metadata["inputs"]
+
+    def get_output_types(self) -> list[dict]:
+        return self._versions[CHAMPION].metadata["outputs"]
+
+    def metadata(self, version: str | None = None) -> dict[str, Any]:
+        """v2 model metadata (with ``versions``); ``version`` must be one being served."""
+        sv = self.served_version(version)
+        return {
+            "name": self.name,
+            "versions": sorted({v.version for v in self._versions.values()}, key=_version_key),
+            "platform": "mlflow-sklearn",
+            **sv.metadata,
+        }
+
+    def served_version(self, version: str | None) -> ServedVersion:
+        """The champion, or the served version numbered ``version``.
+
+        Raises:
+            ModelNotFoundError: that version is not being served here.
+        """
+        if version is None:
+            return self._versions[CHAMPION]
+        for sv in self._versions.values():
+            if sv.version == str(version):
+                return sv
+        from mlcycle.errors import ModelNotFoundError
+
+        served = ", ".join(sorted(v.version for v in self._versions.values()))
+        raise ModelNotFoundError(
+            f"model {self.name!r} version {version} is not served here (serving: {served})", field="version"
+        )
+
+    # -- the request path -------------------------------------------------------------------------
+
+    def _route(self, request_id: str | None) -> ServedVersion:
+        versions = self._versions
+        canary = versions.get(CANARY)
+        if canary is not None and goes_to_canary(self.canary_percent, request_id):
+            return canary
+        return versions[CHAMPION]
+
+    async def __call__(
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> tuple[Any, dict[str, str]]:
+        return await self.infer(body, headers)
+
+    async def infer(
+        self, body: Any, headers: dict[str, str] | None = None, version: str | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        """Answer one v1 (dict) or v2 (InferRequest, REST or gRPC) request."""
+        start = time.perf_counter()
+        headers = headers or {}
+        if isinstance(body, bytes | bytearray | str):  # v1 sent without a JSON content type
+            try:
+                body = orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                raise InvalidInputError(f"the request body is not valid JSON: {e}", field="body") from e
+        if isinstance(body, InferRequest):
+            protocol = "v2-grpc" if body.from_grpc else "v2-rest"
+        elif isinstance(body, dict):
+            protocol = "v1"
+        else:
+            raise InvalidInputError("the request body must be a JSON object", field="body")
+        rt = self._rt
+        if rt is None or not self.ready:
+            raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
+        sv = None
+        status = 500
+        try:
+            if rt.auth is not None:
+                rt.auth.authenticate(headers, self._versions[CHAMPION].loaded.registered_name or self.name)
+            if protocol == "v1":
+                given_id = headers.get("x-request-id") or body.get("id")
+            else:
+                given_id = body.id or headers.get("x-request-id")
+            request_id = str(given_id) if given_id else uuid.uuid4().hex
+            sv = self._route(str(given_id) if given_id else None) if version is None else self.served_version(version)
+            limits = self.settings.serving_max_rows
+            if protocol == "v1":
+                instances = body.get("instances", body.get("inputs"))
+                if instances is None:
+                    raise InvalidInputError('a v1 request needs "instances": a list of rows', field="instances")
+                x = decode_v1(instances, sv.loaded.schema, max_rows=limits)
+            else:
+                x = decode_v2([_v2_input(i) for i in body.inputs], sv.loaded.schema, max_rows=limits)
+            result: Prediction = await sv.batcher.submit(x)
+            if protocol == "v1":
+                response = _v1_response(self.name, sv, result)
+            else:
+                response = _v2_response(self.name, sv, result, request_id, body.from_grpc)
+            status = 200
+        except MlcycleError as e:
+            status = e.http_status
+            raise
+        finally:
+            rt.metrics.observe_request(
+                self.name, sv.version if sv else "", protocol, status, time.perf_counter() - start
+            )
+        rt.metrics.count_predictions(self.name, sv.version, result.predictions)
+        if rt.payloads is not None:
+            self._log_payload(rt, sv, protocol, request_id, x, result)
+        return response, {VERSION_HEADER: sv.version, ROLE_HEADER: sv.role}
+
+    def _log_payload(
+        self, rt: Runtime, sv: ServedVersion, protocol: str, request_id: str, x: np.ndarray, result: Prediction
+    ) -> None:
+        import pandas as pd
+
+        try:
+            rt.payloads.log(
+                model_name=sv.loaded.registered_name or self.name,
+                model_version=sv.version,
+                protocol=protocol,
+                request_id=request_id,
+                inputs=pd.DataFrame(x, columns=sv.columns, copy=False),
+                predictions=result.predictions,
+                probabilities=result.probabilities,
+                classes=result.classes,
+            )
+        except Exception:  # noqa: BLE001 - payload logging never fails a request
+            log.warning("payload logging failed for model %s", self.name, exc_info=True)
+
+
+def _version_key(v: str) -> tuple[int, str]:
+    return (int(v), v) if v.isdigit() else (1 << 30, v)
+
+
+def _v2_input(inp: Any) -> V2Input:
+    raw = getattr(inp, "_raw_data", None)
+    if raw is not None:  # binary (gRPC raw_input_contents or REST binary extension)
+        try:
+            data = inp.as_numpy()
+        except (ValueError, TypeError) as e:
+            raise InvalidInputError(
+                f"input {inp.name!r}: raw data does not match shape {list(inp.shape)} and datatype {inp.datatype}: {e}",
+                field=inp.name,
+            ) from e
+        except KServeInvalidInput as e:  # an unknown datatype
+            raise InvalidInputError(f"input {inp.name!r}: {e}", field=inp.name) from e
+    else:
+        data = inp.data
+    return V2Input(inp.name, list(inp.shape), inp.datatype, data)
+
+
+def _v1_response(name: str, sv: ServedVersion, result: Prediction) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "predictions": result.predictions.tolist(),
+        "model_name": name,
+        "model_version": sv.version,
+    }
+    if result.probabilities is not None:
+        body["probabilities"] = result.probabilities.tolist()
+        body["classes"] = result.classes.tolist()
+    return body
+
+
+def _v2_response(name: str, sv: ServedVersion, result: Prediction, request_id: str, from_grpc: bool) -> InferResponse:
+    preds = result.predictions
+    outputs = [InferOutput("predictions", [len(preds)], v2_datatype(np.asarray(preds)), data=preds)]
+    if result.probabilities is not None:
+        proba = np.ascontiguousarray(result.probabilities, dtype=np.float64)
+        outputs.append(InferOutput("probabilities", list(proba.shape), "FP64", data=proba))
+    return InferResponse(
+        response_id=request_id, model_name=name, model_version=sv.version, infer_outputs=outputs, from_grpc=from_grpc
+    )

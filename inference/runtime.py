@@ -1,0 +1,54 @@
+"""What one server process shares between its models: metrics, the payload logger, the authenticator.
+
+Built once per process (KServe's REST workers each get their own, so files and counters never cross
+processes; ``/metrics`` adds the workers up through prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from mlcycle.config import Settings
+from mlcycle.serving.auth import Authenticator
+from mlcycle.serving.metrics import ServingMetrics
+from mlcycle.serving.payload_log import PayloadLogger
+
+
+@dataclass
+class Runtime:
+    metrics: ServingMetrics
+    payloads: PayloadLogger | None
+    auth: Authenticator | None
+    pid: int
+
+
+_lock = threading.Lock()
+_current: dict[int, Runtime] = {}
+
+
+def runtime(settings: Settings) -> Runtime:
+    """This process's runtime, created on first use from ``settings``."""
+    pid = os.getpid()
+    with _lock:
+        rt = _current.get(pid)
+        if rt is None:
+            metrics = ServingMetrics()
+            payloads = None
+            if settings.serving_payload_log:
+                destination = settings.serving_payload_destination or settings.payload_dir
+                payloads = PayloadLogger(
+                    destination,
+                    on_drop=lambda n, model: metrics.payload_dropped(model, n),
+                    s3_endpoint_url=settings.s3_endpoint_url,
+                )
+            rt = Runtime(metrics, payloads, Authenticator.from_settings(settings), pid)
+            _current.clear()
+            _current[pid] = rt
+        return rt
+
+
+def current() -> Runtime | None:
+    """This process's runtime if a model has created it."""
+    return _current.get(os.getpid())

@@ -1,0 +1,226 @@
+"""KServe's ModelServer, bound where we say and lean on the request path.
+
+KServe's ``ModelServer`` binds HTTP on ``0.0.0.0`` and gRPC on ``[::]:8081`` with no way to choose the
+host, logs every gRPC call, times every REST request through a logging middleware, and turns
+exceptions it does not know into 500s. The subclasses here change exactly that:
+
+- every listener binds ``host`` (127.0.0.1 locally and in tests; 0.0.0.0 in the image);
+- gRPC is opened only when a port is given;
+- no access log, no per-request timing middleware or latency log line (metrics are Prometheus);
+- :class:`~mlcycle.errors.MlcycleError` becomes its HTTP status with ``error.to_dict()`` as the JSON
+  body (and the matching gRPC status), so a client's mistake is a 4xx naming the problem;
+- ``/metrics`` serves mlcycle's metrics (all workers' in multiprocess mode);
+- ``/v2/models/{name}`` metadata lists the served versions, and ``/v2/models/{name}/versions/{v}``
+  (metadata, ready, infer) address a served version (KServe answers 501 there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent import futures
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import ORJSONResponse
+from grpc import StatusCode, aio
+from kserve import ModelServer
+from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.infer_type import InferRequest
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
+from kserve.protocol.rest.server import RESTServer
+from kserve.protocol.rest.v2_datamodels import InferenceRequest
+from pydantic import ValidationError
+
+from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotFoundError
+
+log = logging.getLogger("mlcycle.inference")
+
+GRPC_STATUS = {
+    400: StatusCode.INVALID_ARGUMENT,
+    401: StatusCode.UNAUTHENTICATED,
+    403: StatusCode.PERMISSION_DENIED,
+    404: StatusCode.NOT_FOUND,
+    409: StatusCode.FAILED_PRECONDITION,
+    413: StatusCode.RESOURCE_EXHAUSTED,
+    503: StatusCode.UNAVAILABLE,
+}
+
+
+def _silence_access_log() -> None:
+    """No access log line per request: it costs the hot path and Prometheus counts requests."""
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
+    access.disabled = True
+
+
+async def mlcycle_error_handler(_: Request, exc: MlcycleError) -> Response:
+    """An mlcycle error as its HTTP status and JSON body (never a traceback)."""
+    return ORJSONResponse(status_code=exc.http_status, content=exc.to_dict())
+
+
+class PredictorRESTServer(RESTServer):
+    """KServe's REST server on ``host``, without the access log and timing middleware."""
+
+    def __init__(self, *args: Any, host: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.host = host
+        self.config.access_log = False
+        _silence_access_log()
+
+    def run(self, sockets: Any = None) -> None:
+        """A worker process's entry point (KServe configured logging again in it)."""
+        _silence_access_log()
+        super().run(sockets=sockets)
+
+    def _add_middlewares(self, app: FastAPI) -> None:
+        """No per-request timing/logging middleware: metrics come from the model, logs stay quiet."""
+
+    def _register_endpoints(self, app: FastAPI) -> None:
+        registry = self.dataplane.model_registry
+
+        def model(name: str):
+            found = registry.get_model(name)
+            if found is None or not hasattr(found, "metadata"):
+                raise ModelNotFoundError(f"model {name!r} is not served here", field="model")
+            return found
+
+        async def metrics() -> Response:
+            from inference.runtime import current
+
+            rt = current()
+            if rt is None:
+                return Response(content=b"", media_type="text/plain")
+            body, content_type = rt.metrics.render_latest()
+            return Response(content=body, headers={"content-type": content_type})
+
+        async def metadata(model_name: str, model_version: str | None = None) -> dict:
+            return model(model_name).metadata(model_version)
+
+        async def version_ready(model_name: str, model_version: str) -> dict:
+            m = model(model_name)
+            m.served_version(model_version)
+            return {"name": model_name, "ready": bool(m.ready)}
+
+        async def version_infer(model_name: str, model_version: str, request: Request) -> Response:
+            m = model(model_name)
+            try:
+                parsed = InferenceRequest.model_validate(orjson.loads(await request.body()))
+            except (orjson.JSONDecodeError, ValidationError) as e:
+                raise InvalidInputError(f"the body is not a v2 inference request: {e}", field="body") from e
+            infer_request = InferRequest.from_inference_request(parsed, model_name)
+            result, headers = await m.infer(infer_request, dict(request.headers), version=model_version)
+            body, _ = result.to_rest()
+            return ORJSONResponse(content=body, headers=headers)
+
+        app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+        app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
+        app.add_api_route("/v2/models/{model_name}/versions/{model_version}", metadata, methods=["GET"])
+        app.add_api_route("/v2/models/{model_name}/versions/{model_version}/ready", version_ready, methods=["GET"])
+        app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", version_infer, methods=["POST"])
+        super()._register_endpoints(app)  # KServe's routes; ours, registered first, take precedence
+
+    def _add_exception_handlers(self, app: FastAPI) -> None:
+        super()._add_exception_handlers(app)
+        app.add_exception_handler(MlcycleError, mlcycle_error_handler)
+
+
+class PredictorMultiProcessServer(RESTServerMultiProcess):
+    """KServe's multi-worker REST server around our REST server (workers share one socket)."""
+
+    def __init__(self, rest_server: PredictorRESTServer) -> None:
+        self.log_config_file = None
+        self._rest_server = rest_server
+        self._processes = []
+        self.should_exit = asyncio.Event()
+
+
+class MlcycleErrorInterceptor(ExceptionToStatusInterceptor):
+    """KServe's gRPC error mapping plus mlcycle errors, with the message as details."""
+
+    async def handle_exception(self, ex: Exception, request_or_iterator: Any, context: Any, method_name: str):
+        if isinstance(ex, MlcycleError):
+            await context.abort(GRPC_STATUS.get(ex.http_status, StatusCode.INTERNAL), ex.message)
+        return await super().handle_exception(ex, request_or_iterator, context, method_name)
+
+
+class PredictorGRPCServer(GRPCServer):
+    """KServe's v2 gRPC service on ``host:port``, without the per-call log line."""
+
+    def __init__(self, host: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._host = host
+
+    async def start(self, max_workers: int) -> None:
+        servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(MlcycleErrorInterceptor(),),
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+            ],
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._server.add_insecure_port(f"{host}:{self._port}")
+        log.info("gRPC listening on %s:%s", host, self._port)
+        await self._server.start()
+        await self._server.wait_for_termination()
+
+
+class PredictorServer(ModelServer):
+    """``kserve.ModelServer`` with a host, optional gRPC and the lean REST server above."""
+
+    def __init__(self, *, host: str, http_port: int, grpc_port: int | None, workers: int = 1, **kwargs: Any):
+        super().__init__(
+            http_port=http_port,
+            grpc_port=grpc_port or 0,
+            workers=workers,
+            enable_grpc=grpc_port is not None,
+            enable_latency_logging=False,
+            access_log_format=None,
+            **kwargs,
+        )
+        self.host = host
+
+    def start(self, models: list) -> None:
+        self._register_and_check_atleast_one_model_is_ready(models)
+        rest = PredictorRESTServer(
+            FASTAPI_APP_IMPORT_STRING,
+            self.dataplane,
+            self.model_repository_extension,
+            self.http_port,
+            host=self.host,
+            workers=self.workers,
+            grace_period=self.grace_period,
+            event_loop=self.event_loop,
+            timeout_keep_alive=self.timeout_keep_alive,
+        )
+        if self.workers > 1:
+            self._rest_multiprocess_server = PredictorMultiProcessServer(rest)
+            self.servers.append(self._rest_multiprocess_server.start())
+        else:
+            self._rest_server = rest
+            self.servers.append(rest.start())
+        if self.enable_grpc:
+            from kserve.model_server import args as kserve_args
+
+            self._grpc_server = PredictorGRPCServer(
+                self.host,
+                self.grpc_port,
+                self.dataplane,
+                self.model_repository_extension,
+                kwargs=vars(kserve_args),
+                grace_period=self.grace_period,
+            )
+            self.servers.append(self._grpc_server.start(self.max_threads))
+        self.setup_event_loop()
+        self.register_signal_handler()
+        asyncio.run(self._serve())
