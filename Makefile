@@ -31,6 +31,15 @@ lint: $(STAMP)
 compile: $(STAMP)
 	$(BIN)/mlcycle compile
 
+# Rendered YAML per environment (and the team profiles) under manifests/ (git-ignored), for review or
+# `kubectl apply -f`. Needs kubectl (its built-in kustomize); no cluster.
+manifests:
+	@command -v kubectl >/dev/null || { echo "make manifests needs kubectl (kubectl kustomize)"; exit 1; }
+	mkdir -p manifests
+	for env in dev staging prod; do kubectl kustomize kustomize/overlays/$$env > manifests/$$env.yaml || exit 1; done
+	kubectl kustomize profiles > manifests/profiles.yaml
+	@ls -l manifests/
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
