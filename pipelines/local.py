@@ -1,22 +1,79 @@
 """Run pipelines on this machine with ``kfp.local``, against the local (or configured) MLflow.
 
 Steps run as subprocesses of the installed Python (``SubprocessRunner(use_venv=False)``): no per-step
-virtualenv and no package installs, the same code the image carries on a cluster.
+virtualenv and no package installs, the same code the image carries on a cluster. kfp.local prints every
+step's log; :func:`run_pipeline` can send that to a file and report step progress to a callback instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 import warnings
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from mlcycle.config import Settings, settings_env
+from mlcycle.errors import MlcycleError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TASK_DONE = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_STEP_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$")
 
 
-@contextmanager
-def local_session(settings: Settings):
+class PipelineFailedError(MlcycleError):
+    """A local pipeline step failed; the message is the step's own error when it raised a mlcycle error."""
+
+    http_status = 500
+
+    def __init__(self, message: str, *, step: str | None = None, error_type: str | None = None,
+                 log_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.error_type = error_type
+        self.log_file = log_file
+
+
+class _StepLog(io.TextIOBase):
+    """A text stream that keeps kfp.local's output (in a file, if given) and reports finished steps."""
+
+    def __init__(self, sink: io.TextIOBase | None, on_step: Callable[[str, str], None] | None) -> None:
+        self._sink = sink
+        self._on_step = on_step
+        self._partial = ""
+        self.failed_step: str | None = None
+        self.last_error: tuple[str, str] | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._sink is not None:
+            self._sink.write(text)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            line = _ANSI.sub("", raw).strip()
+            if error := _STEP_ERROR.search(line):
+                self.last_error = (error.group(1), error.group(2))
+            if done := _TASK_DONE.search(line):
+                step, status = done.group(1), done.group(2)
+                if status != "SUCCESS" and self.failed_step is None:
+                    self.failed_step = step
+                if self._on_step:
+                    self._on_step(step, status)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._sink is not None:
+            self._sink.flush()
+
+
+@contextlib.contextmanager
+def local_session(settings: Settings) -> Iterator[None]:
     """Initialise kfp.local with outputs under MLCYCLE_HOME and the settings exported to the steps."""
     from kfp import local
 
@@ -28,6 +85,8 @@ def local_session(settings: Settings):
             # The project image is not named "python", which makes kfp.local warn on every step; the
             # steps do run in this Python, which has everything the image has.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            # Display names are for the KFP UI; kfp.local says so once per step.
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             local.init(runner=local.SubprocessRunner(use_venv=False),
                        pipeline_root=str(settings.home_dir / "kfp"), raise_on_error=True)
             yield
@@ -39,8 +98,34 @@ def local_session(settings: Settings):
                 os.environ[key] = value
 
 
-def run_pipeline(pipeline: Callable[..., Any], settings: Settings, **arguments: Any) -> Any:
-    """Run ``pipeline`` locally and return its output (the pipeline function's return value)."""
-    with local_session(settings):
-        task = pipeline(**arguments)
+def run_pipeline(pipeline: Callable[..., Any], settings: Settings, *, log_file: Path | None = None,
+                 on_step: Callable[[str, str], None] | None = None, **arguments: Any) -> Any:
+    """Run ``pipeline`` locally and return its output (the pipeline function's return value).
+
+    Args:
+        pipeline: a ``@dsl.pipeline`` function.
+        settings: where MLflow and the outputs live; exported to the steps as ``MLCYCLE_*``.
+        log_file: when given, kfp.local's output goes there instead of the terminal.
+        on_step: called with ``(step, status)`` as each step finishes.
+        **arguments: the pipeline's parameters.
+
+    Raises:
+        PipelineFailedError: a step failed; carries the step and, when it raised one, the mlcycle error.
+    """
+    sink = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115 (closed below)
+    stream = _StepLog(sink, on_step) if (sink or on_step) else None
+    try:
+        with local_session(settings), (contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext()):
+            task = pipeline(**arguments)
+    except RuntimeError as e:
+        step = stream.failed_step if stream else None
+        if stream and stream.last_error:
+            kind, message = stream.last_error
+            raise PipelineFailedError(f"step {step or '?'} failed: {kind}: {message}", step=step, error_type=kind,
+                                      log_file=log_file) from e
+        where = f" (log: {log_file})" if log_file else ""
+        raise PipelineFailedError(f"step {step or '?'} failed: {e}{where}", step=step, log_file=log_file) from e
+    finally:
+        if sink:
+            sink.close()
     return task.output if task is not None and getattr(task, "outputs", None) else None

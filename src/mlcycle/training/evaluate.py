@@ -90,9 +90,9 @@ def compare_with_champion(candidate_model, test: pd.DataFrame, target: str, regi
     if expected and expected != features:
         note = (f"champion v{champion_version.version} expects other features "
                 f"({len(expected)} columns); not comparable on this holdout")
-        return Comparison(candidate=candidate, champion_version=champion_version.version, notes=[note])
+        return Comparison(candidate=candidate, champion_version=str(champion_version.version), notes=[note])
     champion = score_model(champion_model, test, target)
-    return Comparison(candidate=candidate, champion=champion, champion_version=champion_version.version)
+    return Comparison(candidate=candidate, champion=champion, champion_version=str(champion_version.version))
 
 
 def log_comparison(run_id: str, comparison: Comparison) -> None:

@@ -106,12 +106,14 @@ def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, sett
     check_params(request.model_type, request.params)
     X, y = features_and_target(train, target)
 
-    params = dict(get_spec(request.model_type).defaults) | dict(request.params)
+    # The search varies what the user did not set; the estimator's defaults fill in the rest.
+    chosen = dict(request.params)
     search_score = None
     trials: list[dict] = []
     if request.n_trials > 0:
-        params, search_score, trials = search_hyperparameters(
-            request.model_type, params, X, y, n_trials=request.n_trials, seed=request.seed)
+        chosen, search_score, trials = search_hyperparameters(
+            request.model_type, chosen, X, y, n_trials=request.n_trials, seed=request.seed)
+    params = dict(get_spec(request.model_type).defaults) | chosen
     model = build_estimator(request.model_type, params).fit(X, y)
 
     experiment_id = ensure_experiment(request.experiment, settings)

@@ -1,0 +1,88 @@
+"""Read-only views of the registry: what ``mlcycle status`` and the run summary print."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from mlcycle.registry.uris import TEAM_SEPARATOR, split_name
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    created: int  # ms since epoch
+    decision: str
+    reason: str
+    metric: str
+    candidate: str
+    champion: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    team: str
+    aliases: dict[str, str]
+    versions: list[VersionStatus]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _version_status(v) -> VersionStatus:
+    tags = dict(v.tags)
+    return VersionStatus(
+        version=str(v.version),
+        aliases=sorted(v.aliases),
+        run_id=v.run_id,
+        created=int(v.creation_timestamp or 0),
+        decision=tags.get("mlcycle.gate.decision", ""),
+        reason=tags.get("mlcycle.gate.reason", ""),
+        metric=tags.get("mlcycle.gate.metric", ""),
+        candidate=tags.get("mlcycle.gate.candidate", ""),
+        champion=tags.get("mlcycle.gate.champion", ""),
+        tags={k: val for k, val in tags.items() if k.startswith("mlcycle.")},
+    )
+
+
+def registry_status(team: str = "", name: str | None = None) -> list[ModelStatus]:
+    """Registered models (a team's only, when ``team`` is set), newest versions first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    models = []
+    for model in client.search_registered_models(max_results=1000):
+        owner, _ = split_name(model.name)
+        if team and owner != team:
+            continue
+        if name and model.name != name and model.name != f"{team}{TEAM_SEPARATOR}{name}":
+            continue
+        versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: -int(v.version))
+        aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+        models.append(ModelStatus(model.name, owner, aliases, [_version_status(v) for v in versions]))
+    return sorted(models, key=lambda m: m.name)
+
+
+def version_summary(registered_name: str, version: str) -> dict:
+    """One version's gate outcome and holdout metrics, for the end-of-run summary."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    v = client.get_model_version(registered_name, version)
+    model = client.get_registered_model(registered_name)
+    metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+    status = _version_status(v)
+    return {
+        "registered_name": registered_name,
+        "version": status.version,
+        "run_id": v.run_id,
+        "decision": status.decision,
+        "reason": status.reason,
+        "aliases": {alias: str(ver) for alias, ver in (model.aliases or {}).items()},
+        "metrics": {k.removeprefix("test_"): val for k, val in sorted(metrics.items()) if k.startswith("test_")},
+        "champion_metrics": {k.removeprefix("champion_test_"): val for k, val in sorted(metrics.items())
+                             if k.startswith("champion_test_")},
+    }
