@@ -12,18 +12,23 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
 import yaml
 from kubernetes_validate.utils import schema_contents
+from referencing import Registry, Resource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = REPO_ROOT.parent / "shared" / "crds"
 KUBERNETES_VERSION = "1.31"  # Kubeflow 1.9/1.10 support Kubernetes 1.29-1.31
+
+
+# libyaml's loader when PyYAML was built with it: the CRDs are ~4 MB of YAML (10 s in pure Python).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ManifestError(AssertionError):
@@ -56,7 +61,7 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
         )
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(CRD_DIR.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yaml.load_all(path.read_text(), Loader=_LOADER):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
@@ -75,13 +80,31 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     return schemas
 
 
+STRICT_SCHEMAS = f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict"
+
+
+@functools.lru_cache(maxsize=1)
+def _definitions() -> dict[str, Any]:
+    return schema_contents(f"{STRICT_SCHEMAS}/_definitions.json", KUBERNETES_VERSION)
+
+
 @functools.lru_cache(maxsize=1)
 def _object_meta_validator() -> jsonschema.protocols.Validator:
-    defs = schema_contents(
-        f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict/_definitions.json", KUBERNETES_VERSION
-    )
-    schema = {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "$defs": defs["$defs"]}
+    schema = {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "$defs": _definitions()["$defs"]}
     return jsonschema.Draft202012Validator(schema)
+
+
+@functools.cache
+def _core_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    """kubernetes-validate's strict schema for a core kind (what ``kubernetes_validate.validate(...,
+    strict=True)`` uses), built once per kind instead of once per object; None if there is none."""
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = schema_contents(f"{STRICT_SCHEMAS}/{kind.lower()}-{group_version}.json", KUBERNETES_VERSION)
+    except FileNotFoundError:
+        return None
+    registry = Resource.from_contents(_definitions()) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 def validate_object(obj: dict[str, Any]) -> None:
@@ -103,13 +126,13 @@ def validate_object(obj: dict[str, Any]) -> None:
         ".k8s.io"
     ):
         raise ManifestError(f"{where}: no CRD schema for {api_version} {kind} in {CRD_DIR}")
-    try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        path = ".".join(str(p) for p in e.path)
-        raise ManifestError(f"{where}: {path}: {e.message}") from e
-    except kubernetes_validate.SchemaNotFoundError as e:
-        raise ManifestError(f"{where}: {e.message}") from e
+    validator = _core_validator(api_version, kind)
+    if validator is None:
+        raise ManifestError(f"{where}: no Kubernetes {KUBERNETES_VERSION} schema for {api_version} {kind}")
+    errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.path))
+    if errors:
+        path = ".".join(str(p) for p in errors[0].path)
+        raise ManifestError(f"{where}: {path}: {errors[0].message}")
 
 
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
@@ -119,7 +142,7 @@ def kustomize_build(directory: Path) -> list[dict[str, Any]]:
     )
     if result.returncode != 0:
         raise ManifestError(f"kubectl kustomize {directory} failed: {result.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return [doc for doc in yaml.load_all(result.stdout, Loader=_LOADER) if doc]
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

@@ -96,14 +96,28 @@ def test_validator_rejects_misspelled_profile_fields(profiles, kind, path, field
         validate_object(obj)
 
 
-def test_a_misspelled_field_in_an_overlay_patch_fails_the_build_check(tmp_path, kubectl):
-    """End to end: a typo in a committed patch makes the overlay's validation fail."""
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        ("overlays/prod/mlflow-replicas-patch.yaml", "replicas:", "replica:"),
+        ("base/inferenceservice-template.yaml", "    scaleMetric:", "    scaleMetrik:"),
+        ("base/monitoring.yaml", "honorLabels:", "honourLabels:"),
+        ("components/serving-runtime/servingruntime.yaml", "readinessProbe:", "readynessProbe:"),
+    ],
+)
+def test_a_misspelled_field_in_a_committed_file_fails_the_offline_check(tmp_path, kubectl, path, old, new):
+    """End to end: a typo in a committed manifest or patch makes the prod overlay's check fail."""
     shutil.copytree(REPO_ROOT / "kustomize", tmp_path / "kustomize")
-    patch = tmp_path / "kustomize/overlays/prod/inferenceservice-alias-scaling-patch.yaml"
-    patch.write_text(patch.read_text().replace("minReplicas:", "minReplica:"))
-    objects = kustomize_build(tmp_path / "kustomize/overlays/prod")
-    with pytest.raises(ManifestError, match="minReplica"):
-        validate_object(find(objects, "InferenceService"))
+    target = tmp_path / "kustomize" / path
+    assert old in target.read_text()
+    target.write_text(target.read_text().replace(old, new, 1))
+    with pytest.raises(ManifestError, match=re.escape(new.strip().rstrip(":"))):
+        _validate_or_raise(kustomize_build(tmp_path / "kustomize/overlays/prod"))
+
+
+def _validate_or_raise(objects: list[dict]) -> None:
+    for obj in objects:
+        validate_object(obj)
 
 
 @pytest.mark.parametrize("env", list(ENVIRONMENTS))
@@ -131,8 +145,9 @@ def test_prod_runs_two_mlflow_servers(overlays):
 
 
 def test_only_dev_generates_credentials(overlays):
-    assert {o["metadata"]["name"].rsplit("-", 1)[0] for o in overlays["dev"] if o["kind"] == "Secret"} == {
-        "mlcycle-postgres", "mlcycle-minio"}
+    names = {o["metadata"]["name"] for o in overlays["dev"] if o["kind"] == "Secret"}
+    assert {n.rsplit("-", 1)[0] for n in names - {CREDENTIALS_SECRET}} == {"mlcycle-postgres", "mlcycle-minio"}
+    assert CREDENTIALS_SECRET in names  # by name: the InferenceService's envFrom refers to it
     assert not [o for o in overlays["prod"] if o["kind"] == "Secret"]
     # The generated (hash-suffixed) Secret names reach the workloads that read them.
     mlflow = find(overlays["dev"], "Deployment", "mlcycle-mlflow")
@@ -211,6 +226,11 @@ def test_each_profile_provisions_its_team(profiles, team):
     assert Settings(team=team, artifact_root=env["MLCYCLE_ARTIFACT_ROOT"]).effective_artifact_root == (
         f"s3://mlflow/{team}")
     assert pod_default["spec"]["envFrom"] == [{"secretRef": {"name": CREDENTIALS_SECRET}}]
+    # Predictors and drift checks agree on where payload logs go.
+    isvc_env = {e["name"]: e["value"] for e in render_inference_service(
+        "wine", "prod", team=team, version=1)["spec"]["predictor"]["model"]["env"]}
+    assert env["MLCYCLE_SERVING_PAYLOAD_DESTINATION"] == isvc_env["MLCYCLE_SERVING_PAYLOAD_DESTINATION"] == (
+        f"s3://mlflow/{team}/payloads")
     assert find(mine, "Secret")["metadata"]["name"] == CREDENTIALS_SECRET
     policy = find(mine, "AuthorizationPolicy", "mlcycle-inferenceservices")
     assert policy["spec"]["rules"][0]["from"][0]["source"]["namespaces"] == [team]

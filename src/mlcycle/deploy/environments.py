@@ -25,6 +25,13 @@ MODEL_URI_ENV = "MLCYCLE_MODEL_URI"  # the runtime passes $(MLCYCLE_MODEL_URI) t
 # The Secret (its name, not a credential) with a team's S3 keys, provisioned with its profile.
 CREDENTIALS_SECRET = "mlcycle-s3-credentials"  # noqa: S105
 PART_OF = "mlcycle"
+# Artifacts and payload logs live in this bucket, one prefix per team (the team's S3 user is scoped to it).
+S3_ROOT = "s3://mlflow"
+
+
+def payload_destination(team: str) -> str:
+    """Where a team's predictors write payload logs (contract layout under an ``s3://`` prefix)."""
+    return f"{S3_ROOT}/{team}/payloads" if team else f"{S3_ROOT}/payloads"
 
 ScaleMetric = Literal["cpu", "memory", "concurrency", "rps"]
 

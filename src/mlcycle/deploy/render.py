@@ -26,6 +26,7 @@ from mlcycle.deploy.environments import (
     PLATFORM_NAMESPACE,
     RUNTIME_NAME,
     get_environment,
+    payload_destination,
 )
 from mlcycle.errors import InvalidInputError
 from mlcycle.registry.uris import qualified_name, split_name
@@ -152,7 +153,11 @@ def render_inference_service(
     if owner:
         labels[LABEL_TEAM] = owner
         pod_labels[LABEL_TEAM] = owner
-    env_vars = [{"name": MODEL_URI_ENV, "value": model_uri}]
+    env_vars = [
+        {"name": MODEL_URI_ENV, "value": model_uri},
+        # Payload logs for drift checks: the team's prefix in the platform's bucket.
+        {"name": "MLCYCLE_SERVING_PAYLOAD_DESTINATION", "value": payload_destination(owner)},
+    ]
     if owner:
         env_vars.append({"name": "MLCYCLE_TEAM", "value": owner})
     predictor: dict[str, Any] = {
