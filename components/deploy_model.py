@@ -31,7 +31,11 @@ def deploy_model(registered_name: str, version: str, environment: str, gate_deci
 
     settings = configured_settings()
     outcome = deploy_after_gate(
-        registered_name, version, environment, team=settings.team, gate_decision=gate_decision,
+        registered_name,
+        version,
+        environment,
+        team=settings.team,
+        gate_decision=gate_decision,
         settings=settings,
     )
     return json.dumps(outcome, sort_keys=True)

@@ -113,18 +113,14 @@ def validate_object(obj: dict[str, Any]) -> None:
     where = f"{kind} {obj.get('metadata', {}).get('name', '?')}"
     key = (api_version, kind)
     if key in crd_schemas():
-        errors = sorted(
-            jsonschema.Draft7Validator(crd_schemas()[key]).iter_errors(obj), key=lambda e: list(e.path)
-        )
+        errors = sorted(jsonschema.Draft7Validator(crd_schemas()[key]).iter_errors(obj), key=lambda e: list(e.path))
         errors += list(_object_meta_validator().iter_errors(obj.get("metadata", {})))
         if errors:
             first = errors[0]
             path = ".".join(str(p) for p in first.path)
             raise ManifestError(f"{where}: {path}: {first.message}")
         return
-    if "/" in api_version and "." in api_version.split("/")[0] and not api_version.split("/")[0].endswith(
-        ".k8s.io"
-    ):
+    if "/" in api_version and "." in api_version.split("/")[0] and not api_version.split("/")[0].endswith(".k8s.io"):
         raise ManifestError(f"{where}: no CRD schema for {api_version} {kind} in {CRD_DIR}")
     validator = _core_validator(api_version, kind)
     if validator is None:

@@ -17,8 +17,14 @@ from mlcycle.errors import InvalidInputError
 from tests.manifests.schemas import REPO_ROOT, ManifestError, find, kustomize_build, validate_object
 
 CUSTOM_KINDS = {
-    "InferenceService", "ServingRuntime", "Profile", "PodDefault", "AuthorizationPolicy",
-    "ServiceMonitor", "PodMonitor", "PrometheusRule",
+    "InferenceService",
+    "ServingRuntime",
+    "Profile",
+    "PodDefault",
+    "AuthorizationPolicy",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
 }
 
 
@@ -37,14 +43,30 @@ def test_overlay_objects_validate_strictly(overlays, env):
     objects = overlays[env]
     _validate_all(objects)
     kinds = {o["kind"] for o in objects}
-    assert {"InferenceService", "ServingRuntime", "ServiceMonitor", "PodMonitor", "PrometheusRule",
-            "StatefulSet", "NetworkPolicy", "ConfigMap"} <= kinds
+    assert {
+        "InferenceService",
+        "ServingRuntime",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "StatefulSet",
+        "NetworkPolicy",
+        "ConfigMap",
+    } <= kinds
 
 
 def test_profiles_validate_strictly(profiles):
     _validate_all(profiles)
-    assert {"Profile", "PodDefault", "AuthorizationPolicy", "ResourceQuota", "LimitRange", "RoleBinding",
-            "ServingRuntime", "Secret"} <= {o["kind"] for o in profiles}
+    assert {
+        "Profile",
+        "PodDefault",
+        "AuthorizationPolicy",
+        "ResourceQuota",
+        "LimitRange",
+        "RoleBinding",
+        "ServingRuntime",
+        "Secret",
+    } <= {o["kind"] for o in profiles}
 
 
 def test_every_custom_kind_is_covered(overlays, profiles):
@@ -151,8 +173,11 @@ def test_only_dev_generates_credentials(overlays):
     assert not [o for o in overlays["prod"] if o["kind"] == "Secret"]
     # The generated (hash-suffixed) Secret names reach the workloads that read them.
     mlflow = find(overlays["dev"], "Deployment", "mlcycle-mlflow")
-    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]
-            if "valueFrom" in e}
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "valueFrom" in e
+    }
     assert refs <= {o["metadata"]["name"] for o in overlays["dev"] if o["kind"] == "Secret"}
 
 
@@ -194,7 +219,9 @@ def test_every_container_has_resources_probes_and_runs_as_non_root(overlays, pro
             assert sc.get("allowPrivilegeEscalation") is False, where
             assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
             assert "RuntimeDefault" in (
-                sc.get("seccompProfile", {}).get("type"), pod_sc.get("seccompProfile", {}).get("type")), where
+                sc.get("seccompProfile", {}).get("type"),
+                pod_sc.get("seccompProfile", {}).get("type"),
+            ), where
             checked += 1
     assert checked >= (1 if source == "profiles" else 5)
 
@@ -205,7 +232,8 @@ def test_network_policies_default_deny_and_keep_postgres_private(overlays):
     assert deny["spec"]["podSelector"] == {} and "ingress" not in deny["spec"]
     postgres = find(objects, "NetworkPolicy", "mlcycle-postgres-ingress")
     assert postgres["spec"]["ingress"][0]["from"] == [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlcycle-mlflow"}}}]
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlcycle-mlflow"}}}
+    ]
 
 
 TEAMS = ("team-a", "team-b")
@@ -217,20 +245,33 @@ def test_each_profile_provisions_its_team(profiles, team):
     profile = find([o for o in profiles if o["kind"] == "Profile"], "Profile", team)
     assert profile["spec"]["owner"]["kind"] == "User"
     mine = [o for o in profiles if o["metadata"].get("namespace") == team]
-    assert {o["kind"] for o in mine} >= {"ResourceQuota", "LimitRange", "PodDefault", "AuthorizationPolicy",
-                                          "RoleBinding", "ServingRuntime", "Secret"}
+    assert {o["kind"] for o in mine} >= {
+        "ResourceQuota",
+        "LimitRange",
+        "PodDefault",
+        "AuthorizationPolicy",
+        "RoleBinding",
+        "ServingRuntime",
+        "Secret",
+    }
     assert all(o["metadata"]["labels"]["mlcycle.io/team"] == team for o in mine)
     pod_default = find(mine, "PodDefault")
     env = {e["name"]: e["value"] for e in pod_default["spec"]["env"]}
     assert env["MLCYCLE_TEAM"] == team
     assert Settings(team=team, artifact_root=env["MLCYCLE_ARTIFACT_ROOT"]).effective_artifact_root == (
-        f"s3://mlflow/{team}")
+        f"s3://mlflow/{team}"
+    )
     assert pod_default["spec"]["envFrom"] == [{"secretRef": {"name": CREDENTIALS_SECRET}}]
     # Predictors and drift checks agree on where payload logs go.
-    isvc_env = {e["name"]: e["value"] for e in render_inference_service(
-        "wine", "prod", team=team, version=1)["spec"]["predictor"]["model"]["env"]}
-    assert env["MLCYCLE_SERVING_PAYLOAD_DESTINATION"] == isvc_env["MLCYCLE_SERVING_PAYLOAD_DESTINATION"] == (
-        f"s3://mlflow/{team}/payloads")
+    isvc_env = {
+        e["name"]: e["value"]
+        for e in render_inference_service("wine", "prod", team=team, version=1)["spec"]["predictor"]["model"]["env"]
+    }
+    assert (
+        env["MLCYCLE_SERVING_PAYLOAD_DESTINATION"]
+        == isvc_env["MLCYCLE_SERVING_PAYLOAD_DESTINATION"]
+        == (f"s3://mlflow/{team}/payloads")
+    )
     assert find(mine, "Secret")["metadata"]["name"] == CREDENTIALS_SECRET
     policy = find(mine, "AuthorizationPolicy", "mlcycle-inferenceservices")
     assert policy["spec"]["rules"][0]["from"][0]["source"]["namespaces"] == [team]
@@ -251,8 +292,9 @@ def test_no_placeholder_survives_in_profiles(profiles):
 def test_rendered_inference_services_validate_against_the_crd():
     for env in ENVIRONMENTS:
         for canary in (None, 0, 10, 100):
-            validate_object(render_inference_service("team-a.wine", env, team="team-a", version=7,
-                                                     canary_percent=canary))
+            validate_object(
+                render_inference_service("team-a.wine", env, team="team-a", version=7, canary_percent=canary)
+            )
 
 
 def test_render_rejects_what_the_webhook_would(overlays):
@@ -286,11 +328,13 @@ def test_alert_rules_pass_promtool(overlays, tmp_path):
         pytest.skip("promtool not installed (scripts/install-debian-deps.sh installs it)")
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(_rule_file(overlays)))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text(path.read_text().replace("sum by (namespace, model, version)", "sum by (namespace", 1))
-    result = subprocess.run([promtool, "check", "rules", str(broken)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(broken)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode != 0

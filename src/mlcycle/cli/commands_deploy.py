@@ -105,13 +105,20 @@ def analyze(
     reader = PrometheusReader(prometheus)
     try:
         decision, result = analyze_canary(
-            api, MlflowClient(), reader, model, environment, team=s.team, window=window,
+            api,
+            MlflowClient(),
+            reader,
+            model,
+            environment,
+            team=s.team,
+            window=window,
             auto_promote=auto_promote,
         )
     finally:
         reader.close()
-    typer.echo(json.dumps({"decision": asdict(decision), "rollout": asdict(result) if result else None},
-                          sort_keys=True))
+    typer.echo(
+        json.dumps({"decision": asdict(decision), "rollout": asdict(result) if result else None}, sort_keys=True)
+    )
 
 
 @deploy_app.command("status")

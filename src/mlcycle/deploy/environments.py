@@ -33,6 +33,7 @@ def payload_destination(team: str) -> str:
     """Where a team's predictors write payload logs (contract layout under an ``s3://`` prefix)."""
     return f"{S3_ROOT}/{team}/payloads" if team else f"{S3_ROOT}/payloads"
 
+
 ScaleMetric = Literal["cpu", "memory", "concurrency", "rps"]
 
 
@@ -76,6 +77,4 @@ def get_environment(name: str) -> Environment:
         return ENVIRONMENTS[name]
     except KeyError:
         known = ", ".join(ENVIRONMENTS)
-        raise InvalidInputError(
-            f"unknown environment {name!r}; choose one of: {known}", field="environment"
-        ) from None
+        raise InvalidInputError(f"unknown environment {name!r}; choose one of: {known}", field="environment") from None

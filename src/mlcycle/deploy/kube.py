@@ -125,8 +125,9 @@ def apply_inference_service(api: Any, isvc: dict[str, Any], canary_percent: int 
     uri = model_uri_of(isvc)
     existing = get_inference_service(api, name, namespace)
     if existing is None:
-        _call(api.create_namespaced_custom_object, f"create {namespace}/{name}",
-              GROUP, VERSION, namespace, PLURAL, body)
+        _call(
+            api.create_namespaced_custom_object, f"create {namespace}/{name}", GROUP, VERSION, namespace, PLURAL, body
+        )
         return RolloutResult("created", name, namespace, uri, 100)
     current_canary = existing.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
     if model_uri_of(existing) == uri and current_canary is None:
@@ -140,8 +141,9 @@ def apply_inference_service(api: Any, isvc: dict[str, Any], canary_percent: int 
         share = check_canary_percent(canary_percent)
         body["spec"]["predictor"]["canaryTrafficPercent"] = share
         action = "canary"
-    _call(api.patch_namespaced_custom_object, f"patch {namespace}/{name}",
-          GROUP, VERSION, namespace, PLURAL, name, body)
+    _call(
+        api.patch_namespaced_custom_object, f"patch {namespace}/{name}", GROUP, VERSION, namespace, PLURAL, name, body
+    )
     return RolloutResult(action, name, namespace, uri, share)
 
 
@@ -156,8 +158,16 @@ def promote(api: Any, name: str, namespace: str) -> RolloutResult:
     """Give the latest revision all traffic by removing ``canaryTrafficPercent``."""
     existing = _existing_or_404(api, name, namespace)
     patch = {"spec": {"predictor": {"canaryTrafficPercent": None}}}
-    _call(api.patch_namespaced_custom_object, f"promote {namespace}/{name}",
-          GROUP, VERSION, namespace, PLURAL, name, patch)
+    _call(
+        api.patch_namespaced_custom_object,
+        f"promote {namespace}/{name}",
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        patch,
+    )
     return RolloutResult("promoted", name, namespace, model_uri_of(existing), 100)
 
 
@@ -165,6 +175,14 @@ def rollback(api: Any, name: str, namespace: str) -> RolloutResult:
     """Send all traffic back to the previous revision: ``canaryTrafficPercent: 0``."""
     existing = _existing_or_404(api, name, namespace)
     patch = {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
-    _call(api.patch_namespaced_custom_object, f"roll back {namespace}/{name}",
-          GROUP, VERSION, namespace, PLURAL, name, patch)
+    _call(
+        api.patch_namespaced_custom_object,
+        f"roll back {namespace}/{name}",
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        patch,
+    )
     return RolloutResult("rolled_back", name, namespace, model_uri_of(existing), 0)

@@ -76,16 +76,12 @@ def canary_queries(model: str, namespace: str | None, window: str) -> dict[str, 
         selector += f',namespace="{_label_value(namespace)}"'
     return {
         "requests": f"sum by (version) (increase(mlcycle_requests_total{{{selector}}}[{window}]))",
-        "errors": (
-            f'sum by (version) (increase(mlcycle_requests_total{{{selector},status=~"5.."}}[{window}]))'
-        ),
+        "errors": (f'sum by (version) (increase(mlcycle_requests_total{{{selector},status=~"5.."}}[{window}]))'),
         "p95": (
             "histogram_quantile(0.95, sum by (version, le) "
             f"(rate(mlcycle_request_duration_seconds_bucket{{{selector}}}[{window}])))"
         ),
-        "predictions": (
-            f"sum by (version, class) (increase(mlcycle_predictions_total{{{selector}}}[{window}]))"
-        ),
+        "predictions": (f"sum by (version, class) (increase(mlcycle_predictions_total{{{selector}}}[{window}]))"),
     }
 
 
@@ -101,8 +97,7 @@ def read_canary_samples(
     """Read ``(champion, canary)`` samples for two versions of ``model`` over ``window``."""
     queries = canary_queries(model, namespace, window)
     by_version: dict[str, dict[str, Any]] = {
-        v: {"requests": 0.0, "errors": 0.0, "p95": None, "predictions": {}}
-        for v in (champion_version, canary_version)
+        v: {"requests": 0.0, "errors": 0.0, "p95": None, "predictions": {}} for v in (champion_version, canary_version)
     }
     for quantity in ("requests", "errors", "p95"):
         for labels, value in reader.query(queries[quantity]):

@@ -65,15 +65,12 @@ def inference_service_name(base_name: str) -> str:
     return name
 
 
-def check_dns_label(
-    value: str, *, field: str, pattern: re.Pattern[str] = DNS_1123_LABEL, max_length: int = 63
-) -> str:
+def check_dns_label(value: str, *, field: str, pattern: re.Pattern[str] = DNS_1123_LABEL, max_length: int = 63) -> str:
     """Return ``value`` if it is a DNS label (RFC 1123 by default) of at most ``max_length`` characters."""
     if not isinstance(value, str) or len(value) > max_length or not pattern.match(value):
         kind = "DNS-1035 label (starting with a letter)" if pattern is DNS_1035_LABEL else "DNS-1123 label"
         raise InvalidInputError(
-            f"{field} {value!r} must be a {kind}: lowercase letters, digits and '-', at most "
-            f"{max_length} characters",
+            f"{field} {value!r} must be a {kind}: lowercase letters, digits and '-', at most {max_length} characters",
             field=field,
         )
     return value

@@ -173,8 +173,7 @@ def deploy_after_gate(
         return {"action": "skipped", "reason": f"the gate decided {gate_decision!r}", "model": registered}
     if settings.is_local and api is None:
         reason = (
-            "local mode: no Kubernetes cluster; serve it with "
-            f"`python -m inference models:/{registered}/{version}`"
+            f"local mode: no Kubernetes cluster; serve it with `python -m inference models:/{registered}/{version}`"
         )
         client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"), "skipped")
         client.set_model_version_tag(registered, str(version), serving_tag(environment, "reason"), reason)

@@ -94,8 +94,14 @@ def record_rollout(
 
     def write(v: str, state: str, share: int) -> None:
         write_serving_state(
-            client, registered_name, v, environment,
-            state=state, traffic_percent=share, inference_service=where, now=now,
+            client,
+            registered_name,
+            v,
+            environment,
+            state=state,
+            traffic_percent=share,
+            inference_service=where,
+            now=now,
         )
 
     if result.action == "canary":

@@ -49,8 +49,7 @@ def ensure_team_owns_experiment(experiment_name: str, team: str) -> str:
     """Return ``experiment_name`` if it carries ``team``'s prefix (any name when single-tenant)."""
     if team and not experiment_name.startswith(f"{team}{TEAM_SEPARATOR}"):
         raise PermissionDeniedError(
-            f"team {team!r} may only use experiments named '{team}{TEAM_SEPARATOR}<name>', "
-            f"not {experiment_name!r}",
+            f"team {team!r} may only use experiments named '{team}{TEAM_SEPARATOR}<name>', not {experiment_name!r}",
             field="experiment",
         )
     return experiment_name

@@ -13,8 +13,14 @@ import pytest
 from mlcycle import tracking
 from mlcycle.config import Settings, load_settings
 
-_ENV = ("MLCYCLE_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI",
-        "MLCYCLE_TEAM", "MLCYCLE_ARTIFACT_ROOT")
+_ENV = (
+    "MLCYCLE_TRACKING_URI",
+    "MLFLOW_TRACKING_URI",
+    "MLCYCLE_REGISTRY_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLCYCLE_TEAM",
+    "MLCYCLE_ARTIFACT_ROOT",
+)
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,13 @@ CHAMPION = VersionSamples("4", requests=9000, errors=9, p95_latency_seconds=0.01
 
 
 def canary(**kw):
-    base = {"version": "5", "requests": 1000, "errors": 1, "p95_latency_seconds": 0.013,
-            "predictions": {"class_0": 34.0, "class_1": 39.0, "class_2": 27.0}}
+    base = {
+        "version": "5",
+        "requests": 1000,
+        "errors": 1,
+        "p95_latency_seconds": 0.013,
+        "predictions": {"class_0": 34.0, "class_1": 39.0, "class_2": 27.0},
+    }
     return VersionSamples(**{**base, **kw})
 
 

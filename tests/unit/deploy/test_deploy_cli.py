@@ -14,8 +14,9 @@ from mlcycle.deploy.serving_state import write_serving_state
 
 def test_render_prints_what_the_library_renders(capsys, monkeypatch):
     monkeypatch.delenv("MLCYCLE_TEAM", raising=False)
-    assert main(["--team", "team-a", "deploy", "render", "wine", "--env", "prod", "--version", "4",
-                 "--canary", "10"]) == 0
+    assert (
+        main(["--team", "team-a", "deploy", "render", "wine", "--env", "prod", "--version", "4", "--canary", "10"]) == 0
+    )
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == render_inference_service("wine", "prod", team="team-a", version=4, canary_percent=10)
 
@@ -29,8 +30,9 @@ def test_status_reads_the_serving_tags(mlcycle_home, tmp_path, capsys):
     client = MlflowClient()
     client.create_registered_model("wine")
     client.create_model_version("wine", str(tmp_path))
-    write_serving_state(client, "wine", "1", "staging", state="serving", traffic_percent=100,
-                        inference_service="mlcycle/wine")
+    write_serving_state(
+        client, "wine", "1", "staging", state="serving", traffic_percent=100, inference_service="mlcycle/wine"
+    )
     assert main(["deploy", "status", "wine"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["serving"]["staging"]["1"]["traffic_percent"] == "100"

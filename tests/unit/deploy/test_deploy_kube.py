@@ -25,7 +25,13 @@ def _isvc(version, env="prod"):
 
 def test_first_rollout_creates_at_full_traffic():
     api = FakeCustomObjectsApi()
-    result = apply_inference_service(api, _isvc(1, ), canary_percent=10)
+    result = apply_inference_service(
+        api,
+        _isvc(
+            1,
+        ),
+        canary_percent=10,
+    )
     assert (result.action, result.traffic_percent) == ("created", 100)
     [(verb, body)] = api.writes()
     assert verb == "create"

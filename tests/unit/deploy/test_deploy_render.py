@@ -23,8 +23,11 @@ def test_renders_a_pinned_version_in_the_team_namespace():
     assert meta["labels"]["mlcycle.io/team"] == "team-a"
     assert meta["annotations"]["mlcycle.io/model-uri"] == "models:/team-a.wine/5"
     env = {e["name"]: e["value"] for e in predictor["model"]["env"]}
-    assert env == {"MLCYCLE_MODEL_URI": "models:/team-a.wine/5", "MLCYCLE_TEAM": "team-a",
-                   "MLCYCLE_SERVING_PAYLOAD_DESTINATION": "s3://mlflow/team-a/payloads"}
+    assert env == {
+        "MLCYCLE_MODEL_URI": "models:/team-a.wine/5",
+        "MLCYCLE_TEAM": "team-a",
+        "MLCYCLE_SERVING_PAYLOAD_DESTINATION": "s3://mlflow/team-a/payloads",
+    }
     assert "storageUri" not in predictor["model"]
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 10)
     assert "canaryTrafficPercent" not in predictor

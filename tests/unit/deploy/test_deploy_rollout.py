@@ -39,8 +39,9 @@ def state(client, env="prod"):
 
 def test_serving_tags_are_written_on_the_version(registry):
     when = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
-    write_serving_state(registry, NAME, "2", "prod", state="canary", traffic_percent=10,
-                        inference_service="team-a/wine", now=when)
+    write_serving_state(
+        registry, NAME, "2", "prod", state="canary", traffic_percent=10, inference_service="team-a/wine", now=when
+    )
     tags = registry.get_model_version(NAME, "2").tags
     assert tags[serving_tag("prod", "state")] == "canary"
     assert tags["mlcycle.serving.prod.traffic_percent"] == "10"
@@ -118,12 +119,14 @@ def test_analysis_promotes_only_when_asked(registry):
     api = FakeCustomObjectsApi()
     deploy_version(api, registry, "wine", 1, "prod", team="team-a")
     deploy_version(api, registry, "wine", 2, "prod", team="team-a")
-    decision, result = analyze_canary(api, registry, RecordedReader(0.0), "wine", "prod", team="team-a",
-                                      policy=CanaryPolicy(min_requests=100))
+    decision, result = analyze_canary(
+        api, registry, RecordedReader(0.0), "wine", "prod", team="team-a", policy=CanaryPolicy(min_requests=100)
+    )
     assert (decision.action, result) == ("promote", None)
     assert state(registry)["2"] == ("canary", "10")
-    decision, result = analyze_canary(api, registry, RecordedReader(0.0), "wine", "prod", team="team-a",
-                                      auto_promote=True)
+    decision, result = analyze_canary(
+        api, registry, RecordedReader(0.0), "wine", "prod", team="team-a", auto_promote=True
+    )
     assert result is not None and result.action == "promoted"
     assert state(registry)["2"] == ("serving", "100")
 
@@ -143,8 +146,7 @@ def test_pipeline_step_skips_in_local_mode_and_records_why(registry, mlcycle_hom
 
 def test_pipeline_step_skips_a_rejected_candidate(registry, mlcycle_home):
     api = FakeCustomObjectsApi()
-    out = deploy_after_gate("wine", "2", "prod", team="team-a", gate_decision="reject", settings=mlcycle_home,
-                            api=api)
+    out = deploy_after_gate("wine", "2", "prod", team="team-a", gate_decision="reject", settings=mlcycle_home, api=api)
     assert out["action"] == "skipped" and api.calls == []
 
 

@@ -13,19 +13,26 @@ from mlcycle.deploy.prometheus import PrometheusError, PrometheusReader, read_ca
 
 
 def vector(*series):
-    return {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": labels, "value": [1732420000.0, str(value)]} for labels, value in series]}}
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": labels, "value": [1732420000.0, str(value)]} for labels, value in series],
+        },
+    }
 
 
 # What Prometheus answered for model "wine" in namespace team-a over 10 minutes, champion 4, canary 5.
 RECORDED = {
     "status=~": vector(({"version": "4"}, 9.0), ({"version": "5"}, 12.0)),
-    "mlcycle_requests_total": vector(({"version": "4"}, 9000.0), ({"version": "5"}, 1000.0),
-                                     ({"version": "3"}, 2.0)),
+    "mlcycle_requests_total": vector(({"version": "4"}, 9000.0), ({"version": "5"}, 1000.0), ({"version": "3"}, 2.0)),
     "histogram_quantile": vector(({"version": "4"}, 0.012), ({"version": "5"}, "NaN")),
     "mlcycle_predictions_total": vector(
-        ({"version": "4", "class": "0"}, 300.0), ({"version": "4", "class": "1"}, 700.0),
-        ({"version": "5", "class": "0"}, 40.0), ({"version": "5", "class": "1"}, 60.0)),
+        ({"version": "4", "class": "0"}, 300.0),
+        ({"version": "4", "class": "1"}, 700.0),
+        ({"version": "5", "class": "0"}, 40.0),
+        ({"version": "5", "class": "1"}, 60.0),
+    ),
 }
 
 
@@ -64,7 +71,8 @@ def prometheus():
 def test_reads_both_versions_from_recorded_answers(prometheus):
     reader = PrometheusReader(prometheus, timeout=5)
     champion, canary = read_canary_samples(
-        reader, model="wine", champion_version="4", canary_version="5", namespace="team-a", window="10m")
+        reader, model="wine", champion_version="4", canary_version="5", namespace="team-a", window="10m"
+    )
     assert (champion.requests, champion.errors, champion.p95_latency_seconds) == (9000, 9, 0.012)
     assert (canary.requests, canary.errors) == (1000, 12)
     assert canary.p95_latency_seconds is None  # NaN (no observations) is "not measured"

@@ -12,8 +12,7 @@ from mlcycle.registry.tenancy import TeamRegistry, ensure_team_owns, ensure_team
 def test_pure_check():
     assert ensure_team_owns("team-a.wine", "team-a") == "team-a.wine"
     assert ensure_team_owns("wine", "") == "wine"
-    for name, team in [("team-b.wine", "team-a"), ("wine", "team-a"), ("team-a.wine", ""),
-                       ("team-a-x.wine", "team-a")]:
+    for name, team in [("team-b.wine", "team-a"), ("wine", "team-a"), ("team-a.wine", ""), ("team-a-x.wine", "team-a")]:
         with pytest.raises(PermissionDeniedError) as e:
             ensure_team_owns(name, team)
         assert e.value.http_status == 403 and e.value.field == "name"
