@@ -338,3 +338,53 @@ def test_alert_rules_pass_promtool(overlays, tmp_path):
         [promtool, "check", "rules", str(broken)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode != 0
+
+
+ALLOWED_KUSTOMIZE_FIELDS = {
+    "apiVersion",
+    "kind",
+    "namespace",
+    "resources",
+    "components",
+    "patches",
+    "images",
+    "labels",
+    "replacements",
+    "configMapGenerator",
+    "secretGenerator",
+}  # no commonLabels, patchesStrategicMerge, patchesJson6902, vars, bases
+
+
+def test_kustomizations_use_current_fields_and_say_why_they_patch():
+    files = sorted((REPO_ROOT / "kustomize").rglob("kustomization.yaml")) + sorted(
+        (REPO_ROOT / "profiles").rglob("kustomization.yaml")
+    )
+    assert len(files) >= 9
+    for path in files:
+        text = path.read_text()
+        assert text.startswith("#"), f"{path} should open with a comment saying what it is"
+        fields = set(yaml.safe_load(text))
+        assert fields <= ALLOWED_KUSTOMIZE_FIELDS, (path, fields - ALLOWED_KUSTOMIZE_FIELDS)
+        for patch in yaml.safe_load(text).get("patches", []):
+            patch_file = path.parent / patch["path"]
+            assert patch_file.name.endswith("-patch.yaml"), patch_file
+            assert patch_file.read_text().startswith("#"), f"{patch_file} should say why it patches"
+            before = text[: text.index(f"path: {patch['path']}")].rstrip().splitlines()
+            assert any(line.strip().startswith("#") for line in before[-3:]), f"{path}: say why {patch['path']}"
+
+
+def test_serving_runtime_serves_what_the_render_asks_for(overlays):
+    runtime = find(overlays["prod"], "ServingRuntime")
+    isvc = render_inference_service("wine", "prod", team="team-a", version=1)
+    model = isvc["spec"]["predictor"]["model"]
+    assert runtime["metadata"]["name"] == model["runtime"]
+    assert model["modelFormat"]["name"] in {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
+    assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    container = runtime["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "inference"]
+    assert container["args"][0] == "$(MLCYCLE_MODEL_URI)"  # expanded from the InferenceService's env
+    assert "--host=0.0.0.0" in container["args"]
+    assert [p["containerPort"] for p in container["ports"]] == [8080]
+    assert {m["spec"]["podMetricsEndpoints"][0]["port"] for m in overlays["prod"] if m["kind"] == "PodMonitor"} == {
+        container["ports"][0]["name"]
+    }
