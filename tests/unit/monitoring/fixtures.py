@@ -1,4 +1,4 @@
-"""One MLflow store and one logged wine model per test module; each test registers its own name.
+"""One MLflow store and one logged wine model per session; each test registers its own name.
 
 Logging a model takes seconds; registering a name takes milliseconds. Monitoring state (the history of
 checks) is keyed by registered name and version, so a fresh name per test keeps tests independent.
@@ -27,21 +27,29 @@ _CLEARED = (
 )
 
 
-@pytest.fixture(scope="module")
-def monitoring_home(tmp_path_factory) -> Settings:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLCYCLE_HOME", str(tmp_path_factory.mktemp("mlcycle-home")))
-        for var in _CLEARED:
-            mp.delenv(var, raising=False)
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        settings = load_settings()
-        tracking.configure(settings)
-        yield settings
+# Shared by every module that imports these fixtures: pytest would otherwise run a session fixture
+# once per importing module, and logging the model is the slow part.
+_SESSION: dict[str, object] = {}
 
 
-@pytest.fixture(scope="module")
-def logged_wine(monitoring_home):
-    return log_wine_model()
+@pytest.fixture(scope="session", name="monitoring_home")
+def monitoring_home_fixture(tmp_path_factory) -> Settings:
+    """Settings for a session-wide MLCYCLE_HOME; the environment is only changed per test (``wine``)."""
+    if "settings" not in _SESSION:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLCYCLE_HOME", str(tmp_path_factory.mktemp("mlcycle-home")))
+            for var in _CLEARED:
+                mp.delenv(var, raising=False)
+            _SESSION["settings"] = load_settings()
+    return _SESSION["settings"]
+
+
+@pytest.fixture(scope="session", name="logged_wine")
+def logged_wine_fixture(monitoring_home):
+    if "model" not in _SESSION:
+        tracking.configure(monitoring_home)
+        _SESSION["model"] = log_wine_model()
+    return _SESSION["model"]
 
 
 @dataclass
@@ -54,11 +62,14 @@ class Wine:
     payloads: str
 
 
-@pytest.fixture
-def wine(monitoring_home, logged_wine, tmp_path, monkeypatch) -> Wine:
+@pytest.fixture(name="wine")
+def wine_fixture(monitoring_home, logged_wine, tmp_path, monkeypatch) -> Wine:
     """A freshly registered ``wine-<n>@champion`` with its own payload directory (MLCYCLE_HOME/payloads)."""
     model, uri, features = logged_wine
     name = f"wine-{next(_names)}"
     version = register(uri, name)
     monkeypatch.setenv("MLCYCLE_HOME", str(monitoring_home.home_dir))
+    for var in _CLEARED:
+        monkeypatch.delenv(var, raising=False)
+    tracking.configure(monitoring_home)  # another module's fixture may have pointed MLflow elsewhere
     return Wine(monitoring_home, model, name, str(version.version), features, str(tmp_path / "payloads"))
