@@ -48,7 +48,11 @@ def ensure_experiment(name: str, settings: Settings) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = f"{settings.effective_artifact_root}/{name}"
+    # Locally (or with an explicit MLCYCLE_ARTIFACT_ROOT) artifacts go under the team's root; against a
+    # tracking server, the server's own artifact store (proxied S3/MinIO on a cluster) decides.
+    location = None
+    if settings.is_local or settings.artifact_root:
+        location = f"{settings.effective_artifact_root}/{name}"
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:

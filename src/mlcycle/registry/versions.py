@@ -78,7 +78,9 @@ def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, str
     if existing:
         version = str(min(int(v.version) for v in existing))
     else:
-        version = str(client.create_model_version(name, source=model_uri, run_id=run_id).version)
+        # A tracking server insists on the LoggedModel id along with a models:/m-... source.
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        version = str(client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id).version)
     for key, value in (tags or {}).items():
         client.set_model_version_tag(name, version, key, value)
     return version
