@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -269,3 +270,26 @@ def test_bad_destinations_fail_at_start(tmp_path):
         PayloadLogger("s3:///x")
     with pytest.raises(ValueError):
         PayloadLogger(tmp_path, max_queued_rows=0)
+
+
+def test_a_stuck_store_never_blocks_the_caller(tmp_path):
+    logger = PayloadLogger(tmp_path, max_queued_rows=4, flush_rows=1, flush_seconds=3600)
+    release, entered = threading.Event(), threading.Event()
+    real_write = logger._store.write
+
+    def stuck_write(*args):
+        entered.set()
+        release.wait(timeout=30)  # storage hangs (a slow S3, a stalled NFS) until released
+        real_write(*args)
+
+    logger._store.write = stuck_write
+    try:
+        assert log_one(logger, "first", 1)
+        assert entered.wait(timeout=10)  # the writer thread is now stuck inside write()
+        results = [log_one(logger, f"r{i}", 1) for i in range(6)]  # returns at once, no waiting
+        assert results == [True] * 4 + [False] * 2
+        assert logger.dropped == 2
+    finally:
+        release.set()
+    logger.close()
+    assert logger.written == 5
