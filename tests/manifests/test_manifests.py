@@ -182,10 +182,8 @@ def test_only_dev_generates_credentials(overlays):
 
 
 def _images(objects):
-    for obj in objects:
-        spec = obj.get("spec", {})
-        pod = spec.get("template", {}).get("spec", spec)
-        for container in pod.get("containers", []) + pod.get("initContainers", []):
+    for _, pod in _workload_pods(objects):
+        for container in pod["containers"] + pod.get("initContainers", []):
             yield container["image"]
 
 
@@ -199,6 +197,8 @@ def _workload_pods(objects):
     for obj in objects:
         if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield obj, obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "CronJob":
+            yield obj, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         elif obj["kind"] == "ServingRuntime":
             yield obj, obj["spec"]
 
@@ -213,7 +213,7 @@ def test_every_container_has_resources_probes_and_runs_as_non_root(overlays, pro
             where = f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}"
             sc = c.get("securityContext", {})
             assert c["resources"]["requests"] and c["resources"]["limits"], where
-            if obj["kind"] != "Job":
+            if obj["kind"] not in ("Job", "CronJob"):
                 assert "readinessProbe" in c and "livenessProbe" in c, where
             assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, where
             assert sc.get("allowPrivilegeEscalation") is False, where
@@ -223,7 +223,7 @@ def test_every_container_has_resources_probes_and_runs_as_non_root(overlays, pro
                 pod_sc.get("seccompProfile", {}).get("type"),
             ), where
             checked += 1
-    assert checked >= (1 if source == "profiles" else 5)
+    assert checked >= (4 if source == "profiles" else 5)
 
 
 def test_network_policies_default_deny_and_keep_postgres_private(overlays):
@@ -246,6 +246,7 @@ def test_each_profile_provisions_its_team(profiles, team):
     assert profile["spec"]["owner"]["kind"] == "User"
     mine = [o for o in profiles if o["metadata"].get("namespace") == team]
     assert {o["kind"] for o in mine} >= {
+        "CronJob",
         "ResourceQuota",
         "LimitRange",
         "PodDefault",
@@ -388,3 +389,18 @@ def test_serving_runtime_serves_what_the_render_asks_for(overlays):
     assert {m["spec"]["podMetricsEndpoints"][0]["port"] for m in overlays["prod"] if m["kind"] == "PodMonitor"} == {
         container["ports"][0]["name"]
     }
+
+
+def test_the_canary_cronjob_runs_a_real_cli_command(profiles, tmp_path, monkeypatch, capsys):
+    from mlcycle.cli import main
+
+    cronjob = find([o for o in profiles if o["metadata"].get("namespace") == "team-a"], "CronJob")
+    command = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[0] == "mlcycle"
+    monkeypatch.setenv("MLCYCLE_HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    # The arguments parse; it stops where a cluster would be needed.
+    assert main(command[1:]) == 2
+    assert "KUBECONFIG" in capsys.readouterr().err

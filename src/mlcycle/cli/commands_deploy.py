@@ -121,6 +121,41 @@ def analyze(
     )
 
 
+@deploy_app.command("analyze-all")
+def analyze_all(
+    prometheus: str = typer.Option(..., "--prometheus", help="Prometheus base URL, e.g. http://prometheus:9090."),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Namespace to scan (default: the team's, else the platform's)."
+    ),
+    window: str = typer.Option("10m", "--window", help="PromQL range over which to compare."),
+    auto_promote: bool = typer.Option(False, "--auto-promote", help="Promote healthy canaries too."),
+) -> None:
+    """Analyse every canary in a namespace; roll bad ones back (the team's CronJob runs this)."""
+    from mlflow import MlflowClient
+
+    from mlcycle.deploy.environments import PLATFORM_NAMESPACE
+    from mlcycle.deploy.kube import load_custom_objects_api
+    from mlcycle.deploy.prometheus import PrometheusReader
+    from mlcycle.deploy.rollout import analyze_namespace
+
+    s = configured_settings()
+    api = load_custom_objects_api()
+    reader = PrometheusReader(prometheus)
+    try:
+        summaries = analyze_namespace(
+            api,
+            MlflowClient(),
+            reader,
+            namespace or s.team or PLATFORM_NAMESPACE,
+            team=s.team,
+            window=window,
+            auto_promote=auto_promote,
+        )
+    finally:
+        reader.close()
+    typer.echo(json.dumps(summaries, sort_keys=True))
+
+
 @deploy_app.command("status")
 def status(model: str = typer.Argument(..., help="Model name (wine or team-a.wine).")) -> None:
     """Where each version of MODEL serves, from the registry's mlcycle.serving.<env>.* tags."""

@@ -95,6 +95,19 @@ def get_inference_service(api: Any, name: str, namespace: str) -> dict[str, Any]
         raise _api_error(e, f"read inferenceservice {namespace}/{name}") from e
 
 
+def list_inference_services(api: Any, namespace: str) -> list[dict[str, Any]]:
+    """mlcycle's InferenceServices in ``namespace`` (label ``app.kubernetes.io/part-of=mlcycle``)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = api.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, label_selector="app.kubernetes.io/part-of=mlcycle"
+        )
+    except ApiException as e:
+        raise _api_error(e, f"list inferenceservices in {namespace}") from e
+    return list(found.get("items", []))
+
+
 def model_uri_of(isvc: dict[str, Any]) -> str:
     """The model URI an InferenceService serves (its latest revision)."""
     return (isvc.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_MODEL_URI, "")

@@ -16,12 +16,13 @@ from mlcycle.deploy.kube import (
     RolloutResult,
     apply_inference_service,
     get_inference_service,
+    list_inference_services,
     model_uri_of,
     promote,
     rollback,
 )
 from mlcycle.deploy.prometheus import PrometheusReader, read_canary_samples
-from mlcycle.deploy.render import inference_service_name, render_inference_service
+from mlcycle.deploy.render import LABEL_ENVIRONMENT, inference_service_name, render_inference_service
 from mlcycle.deploy.serving_state import (
     CANARY,
     SERVING,
@@ -140,6 +141,56 @@ def analyze_canary(
     if decision.action == "promote" and auto_promote:
         return decision, promote_canary(api, client, registered, environment, team=team)
     return decision, None
+
+
+def analyze_namespace(
+    api: Any,
+    client: Any,
+    reader: PrometheusReader,
+    namespace: str,
+    *,
+    team: str = "",
+    window: str = "10m",
+    policy: CanaryPolicy | None = None,
+    auto_promote: bool = False,
+) -> list[dict[str, Any]]:
+    """Analyse every canary running in ``namespace`` (what the team's CronJob runs every few minutes).
+
+    A canary is an mlcycle InferenceService whose ``canaryTrafficPercent`` is above 0; its model comes
+    from the pinned model URI, its environment from the ``mlcycle.io/environment`` label.
+
+    Returns:
+        One summary per canary: model, environment, decision, reasons and the step taken (if any).
+    """
+    summaries = []
+    for isvc in list_inference_services(api, namespace):
+        share = isvc.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
+        environment = (isvc.get("metadata", {}).get("labels") or {}).get(LABEL_ENVIRONMENT)
+        ref = parse_model_ref(model_uri_of(isvc)) if model_uri_of(isvc) else None
+        if not share or environment is None or ref is None or ref.version is None:
+            continue
+        decision, result = analyze_canary(
+            api,
+            client,
+            reader,
+            ref.name,
+            environment,
+            team=team,
+            window=window,
+            policy=policy,
+            auto_promote=auto_promote,
+        )
+        summaries.append(
+            {
+                "model": ref.name,
+                "environment": environment,
+                "canary_version": ref.version,
+                "decision": decision.action,
+                "reasons": list(decision.reasons),
+                "action": result.action if result else None,
+            }
+        )
+    return summaries
 
 
 def deploy_after_gate(

@@ -56,6 +56,17 @@ class FakeCustomObjectsApi:
         self.objects[(namespace, name)] = merge_patch(self.objects[(namespace, name)], body)
         return self.objects[(namespace, name)]
 
+    def list_namespaced_custom_object(self, group, version, namespace, plural, label_selector=None):
+        self.calls.append(("list", (group, version, namespace, plural, label_selector)))
+        self._maybe_fail()
+        wanted = dict(pair.split("=", 1) for pair in label_selector.split(",")) if label_selector else {}
+        items = [
+            copy.deepcopy(obj)
+            for (ns, _), obj in sorted(self.objects.items())
+            if ns == namespace and wanted.items() <= (obj["metadata"].get("labels") or {}).items()
+        ]
+        return {"items": items}
+
     def writes(self) -> list[tuple[str, Any]]:
         """(verb, body) of every create and patch, in order."""
         return [(verb, args[-1]) for verb, args in self.calls if verb != "get"]

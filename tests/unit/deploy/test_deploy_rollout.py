@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 from mlcycle.deploy.canary import CanaryPolicy
 from mlcycle.deploy.rollout import (
     analyze_canary,
+    analyze_namespace,
     deploy_after_gate,
     deploy_version,
     promote_canary,
@@ -155,3 +156,25 @@ def test_pipeline_step_deploys_through_the_api_it_is_given(registry, mlcycle_hom
     out = deploy_after_gate("wine", "1", "staging", team="team-a", settings=mlcycle_home, api=api)
     assert out["action"] == "created" and out["namespace"] == "team-a"
     assert state(registry, "staging") == {"1": ("serving", "100")}
+
+
+def test_namespace_scan_rolls_back_every_bad_canary_and_leaves_the_rest(registry):
+    api = FakeCustomObjectsApi()
+    deploy_version(api, registry, "wine", 1, "prod", team="team-a")
+    deploy_version(api, registry, "wine", 2, "prod", team="team-a")
+    # Another team's namespace and a model without a canary are not touched.
+    api.objects[("team-b", "other")] = {"metadata": {"name": "other", "labels": {}}}
+    summaries = analyze_namespace(api, registry, RecordedReader(40.0), "team-a", team="team-a")
+    assert summaries == [
+        {
+            "model": NAME,
+            "environment": "prod",
+            "canary_version": "2",
+            "decision": "rollback",
+            "reasons": summaries[0]["reasons"],
+            "action": "rolled_back",
+        }
+    ]
+    assert state(registry) == {"1": ("serving", "100"), "2": ("rolled_back", "0")}
+    # Rolled back (0%): no longer a canary, so the next scan leaves it alone.
+    assert analyze_namespace(api, registry, RecordedReader(40.0), "team-a", team="team-a") == []
