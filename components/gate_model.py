@@ -17,6 +17,9 @@ def gate_model(
 ) -> str:
     """Decide whether the candidate may replace the champion and record the decision on the version.
 
+    The version must first load and replay its input example through the predictor's own code, and
+    its recorded requirements must match the serving image; otherwise it is rejected and no alias moves.
+
     Args:
         run_id: the evaluated training run (its holdout metrics are compared).
         registered_name: registered-model name.
@@ -33,9 +36,8 @@ def gate_model(
     from mlcycle.registry.gate import GatePolicy
     from mlcycle.tracking import configured_settings
 
-    configured_settings()
     decision = lifecycle.gate_candidate(
         run_id, registered_name, version,
-        GatePolicy(metric=gate_metric, min_improvement=min_improvement, floor=floor),
+        GatePolicy(metric=gate_metric, min_improvement=min_improvement, floor=floor), configured_settings(),
         decided_by=f"pipeline:{pipeline_run_id}")
     return decision.decision

@@ -19,7 +19,7 @@ from mlcycle.config import Settings
 from mlcycle.data import QualityRules, content_hash, dataset_name, load_dataset, split_dataset, validate_dataset
 from mlcycle.errors import InvalidInputError, PermissionDeniedError
 from mlcycle.registry import versions
-from mlcycle.registry.gate import GateDecision, GatePolicy, decide
+from mlcycle.registry.gate import REJECT, GateDecision, GatePolicy, decide
 from mlcycle.registry.uris import CHAMPION, qualified_name
 from mlcycle.training.evaluate import Comparison, compare_with_champion, log_comparison
 from mlcycle.training.train import MODEL_URI_TAG, TrainingRequest, TrainingResult, train_model
@@ -141,15 +141,27 @@ def register_candidate(run_id: str, registered_name: str) -> str:
     return versions.register_version(registered_name, model_uri_of_run(run_id, run), run_id, tags=lineage)
 
 
-def gate_candidate(run_id: str, registered_name: str, version: str, policy: GatePolicy, *,
+def gate_candidate(run_id: str, registered_name: str, version: str, policy: GatePolicy, settings: Settings, *,
                    decided_by: str | None = None) -> GateDecision:
     """Decide whether ``version`` may become champion, record why, and point ``challenger`` at it.
 
-    The decision uses the holdout metrics the evaluation step logged on the run (``test_*`` and
-    ``champion_test_*``). The champion alias itself moves in :func:`promote_if_passed`, so a pipeline
-    killed between the two leaves the old champion in place.
+    First the version must be servable: it is loaded and replayed through exactly the predictor's code
+    (:func:`mlcycle.serving.servability.check_servability`); a version that is not servable is rejected
+    and no alias moves. Then the decision uses the holdout metrics the evaluation step logged on the run
+    (``test_*`` and ``champion_test_*``). The champion alias itself moves in :func:`promote_if_passed`, so
+    a pipeline killed between the two leaves the old champion in place.
     """
     from mlflow.tracking import MlflowClient
+
+    from mlcycle.serving.servability import check_servability, servability_tag
+
+    report = check_servability(f"models:/{registered_name}/{version}", settings)
+    MlflowClient().set_model_version_tag(registered_name, version, "mlcycle.servability", servability_tag(report))
+    if not report.ok:
+        decision = GateDecision(REJECT, "not servable: " + "; ".join(report.reasons), policy.metric, None, None,
+                                None)
+        versions.record_decision(registered_name, version, decision, decided_by)
+        return decision
 
     run = MlflowClient().get_run(run_id)
     metrics = run.data.metrics
@@ -165,11 +177,11 @@ def gate_candidate(run_id: str, registered_name: str, version: str, policy: Gate
     return decision
 
 
-def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, *,
+def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, settings: Settings, *,
                       decided_by: str | None = None) -> GateOutcome:
     """:func:`register_candidate` then :func:`gate_candidate`, in one call."""
     version = register_candidate(run_id, registered_name)
-    decision = gate_candidate(run_id, registered_name, version, policy, decided_by=decided_by)
+    decision = gate_candidate(run_id, registered_name, version, policy, settings, decided_by=decided_by)
     return GateOutcome(registered_name, version, decision)
 
 

@@ -49,7 +49,7 @@ def test_evaluation_scores_champion_on_the_same_holdout_and_gate_keeps_the_bette
     first = lifecycle.run_training(train_path, prepared.target, mlcycle_home, registered_name=name)
     comparison = lifecycle.run_evaluation(first.run_id, test_path, prepared.target, name)
     assert comparison.champion is None and comparison.notes == ["no champion yet"]
-    outcome = lifecycle.register_and_gate(first.run_id, name, GatePolicy())
+    outcome = lifecycle.register_and_gate(first.run_id, name, GatePolicy(), mlcycle_home)
     assert outcome.promote
     assert lifecycle.promote_if_passed(name, outcome.version).moved
     assert alias_version(name, "champion") == outcome.version
@@ -59,7 +59,7 @@ def test_evaluation_scores_champion_on_the_same_holdout_and_gate_keeps_the_bette
     comparison = lifecycle.run_evaluation(weak.run_id, test_path, prepared.target, name)
     assert comparison.champion_version == outcome.version
     assert comparison.champion.metrics["f1_macro"] > comparison.candidate.metrics["f1_macro"]
-    rejected = lifecycle.register_and_gate(weak.run_id, name, GatePolicy())
+    rejected = lifecycle.register_and_gate(weak.run_id, name, GatePolicy(), mlcycle_home)
     assert not rejected.promote
     assert alias_version(name, "champion") == outcome.version
     assert alias_version(name, "challenger") == rejected.version
@@ -91,3 +91,26 @@ def test_binary_evaluation_has_roc_curve():
     assert evaluation.roc is not None and evaluation.roc["fpr"][0] == 0.0
     assert 0.9 < evaluation.metrics["roc_auc"] <= 1.0
     assert sum(map(sum, evaluation.confusion)) == len(frame)
+
+
+def test_gate_refuses_a_version_the_serving_image_cannot_serve(mlcycle_home, splits):
+    """A model whose recorded scikit-learn differs from the serving image is rejected before any alias moves."""
+    from mlcycle.training.estimators import build_estimator
+
+    prepared, train_path, _ = splits
+    frame = pd.read_parquet(train_path)
+    X, y = frame.drop(columns=["target"]), frame["target"]
+    model = build_estimator("logistic_regression").fit(X, y)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(model, name="model", input_example=X.head(3),
+                                        signature=mlflow.models.infer_signature(X, model.predict(X)),
+                                        pip_requirements=["scikit-learn==1.0.2", "mlflow"])
+        mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+        mlflow.log_metrics({"test_f1_macro": 0.99, "test_accuracy": 0.99})
+    version = lifecycle.register_candidate(run.info.run_id, "wine")
+    decision = lifecycle.gate_candidate(run.info.run_id, "wine", version, GatePolicy(), mlcycle_home)
+    assert decision.decision == "reject" and decision.reason.startswith("not servable")
+    assert "scikit-learn" in decision.reason
+    tags = MlflowClient().get_model_version("wine", version).tags
+    assert tags["mlcycle.servability"].startswith("failed")
+    assert alias_version("wine", "challenger") is None and alias_version("wine", "champion") is None
