@@ -178,3 +178,25 @@ def test_namespace_scan_rolls_back_every_bad_canary_and_leaves_the_rest(registry
     assert state(registry) == {"1": ("serving", "100"), "2": ("rolled_back", "0")}
     # Rolled back (0%): no longer a canary, so the next scan leaves it alone.
     assert analyze_namespace(api, registry, RecordedReader(40.0), "team-a", team="team-a") == []
+
+
+def test_the_pipeline_step_creates_what_the_overlay_describes(mlcycle_home, tmp_path):
+    """deploy_model's object equals the dev overlay's template, with the alias pinned to the version."""
+    import shutil
+
+    from tests.manifests.schemas import REPO_ROOT, find, kustomize_build
+
+    if shutil.which("kubectl") is None:
+        pytest.fail("kubectl is needed to build the overlay (kubectl kustomize)")
+    client = MlflowClient()
+    client.create_registered_model("wine")
+    client.create_model_version("wine", str(tmp_path))
+    api = FakeCustomObjectsApi()
+    out = deploy_after_gate("wine", "1", "dev", settings=mlcycle_home, api=api)
+    assert out["action"] == "created"
+    created = api.objects[("mlcycle", "wine")]
+
+    overlay = find(kustomize_build(REPO_ROOT / "kustomize/overlays/dev"), "InferenceService")
+    overlay["metadata"]["annotations"]["mlcycle.io/model-uri"] = "models:/wine/1"
+    overlay["spec"]["predictor"]["model"]["env"][0]["value"] = "models:/wine/1"
+    assert created == overlay
