@@ -27,7 +27,7 @@ GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 
-Action = Literal["created", "canary", "replaced", "unchanged", "promoted", "rolled_back"]
+Action = Literal["created", "canary", "replaced", "updated", "unchanged", "promoted", "rolled_back"]
 
 
 class ClusterError(MlcycleError):
@@ -42,7 +42,8 @@ class RolloutResult:
 
     Attributes:
         action: ``created`` (first rollout, 100%), ``canary`` (new revision at ``traffic_percent``),
-            ``replaced`` (new revision at 100% without canary), ``unchanged``, ``promoted``, ``rolled_back``.
+            ``replaced`` (new revision at 100% without canary), ``updated`` (same model, new settings,
+            at 100%), ``unchanged``, ``promoted``, ``rolled_back``.
         name: InferenceService name.
         namespace: its namespace.
         model_uri: the model URI of the latest revision.
@@ -143,12 +144,22 @@ def apply_inference_service(api: Any, isvc: dict[str, Any], canary_percent: int 
         )
         return RolloutResult("created", name, namespace, uri, 100)
     current_canary = existing.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
-    if model_uri_of(existing) == uri and current_canary is None:
+    same_model = model_uri_of(existing) == uri
+    if same_model and current_canary is None and _contains(existing, body):
         return RolloutResult("unchanged", name, namespace, uri, 100)
-    if canary_percent is None or canary_percent == 100:
+    if same_model and current_canary is not None:
+        # This version is already a canary (or was rolled back to 0%): deploying it again must not
+        # promote it behind the analysis' back. Promote or roll back explicitly.
+        return RolloutResult("unchanged", name, namespace, uri, current_canary)
+    if same_model:
+        # Same model, changed settings (scaling, labels): a new revision, but nothing to compare it with.
+        body["spec"]["predictor"]["canaryTrafficPercent"] = None
+        action: Action = "updated"
+        share = 100
+    elif canary_percent is None or canary_percent == 100:
         # ``null`` in a merge patch deletes the field: the new revision takes all traffic.
         body["spec"]["predictor"]["canaryTrafficPercent"] = None
-        action: Action = "replaced"
+        action = "replaced"
         share = 100
     else:
         share = check_canary_percent(canary_percent)
@@ -158,6 +169,19 @@ def apply_inference_service(api: Any, isvc: dict[str, Any], canary_percent: int 
         api.patch_namespaced_custom_object, f"patch {namespace}/{name}", GROUP, VERSION, namespace, PLURAL, name, body
     )
     return RolloutResult(action, name, namespace, uri, share)
+
+
+def _contains(have: Any, want: Any) -> bool:
+    """True if every field of ``want`` is in ``have`` with the same value (lists item by item).
+
+    The live object has more than was sent (defaults KServe's webhook fills in, status), so "is the
+    cluster already at what we render" is containment, not equality.
+    """
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and _contains(have[k], v) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(map(_contains, have, want))
+    return have == want
 
 
 def _existing_or_404(api: Any, name: str, namespace: str) -> dict[str, Any]:

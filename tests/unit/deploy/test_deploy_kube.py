@@ -105,3 +105,31 @@ def test_no_kubeconfig_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(ConfigError, match="KUBECONFIG"):
         load_custom_objects_api()
+
+
+def test_live_defaults_do_not_count_as_a_change_but_new_settings_do():
+    api = FakeCustomObjectsApi()
+    apply_inference_service(api, _isvc(1), canary_percent=10)
+    live = api.objects[("team-a", "wine")]
+    live["spec"]["predictor"]["model"]["name"] = "kserve-container"  # what KServe's webhook adds
+    live["status"] = {"url": "http://wine.team-a.example.com"}
+    assert apply_inference_service(api, _isvc(1), canary_percent=10).action == "unchanged"
+    assert len(api.writes()) == 1
+
+    rescaled = _isvc(1)
+    rescaled["spec"]["predictor"]["maxReplicas"] = 20
+    result = apply_inference_service(api, rescaled, canary_percent=10)
+    assert (result.action, result.traffic_percent) == ("updated", 100)
+    assert api.writes()[-1][1]["spec"]["predictor"]["canaryTrafficPercent"] is None
+    assert api.objects[("team-a", "wine")]["spec"]["predictor"]["maxReplicas"] == 20
+
+
+def test_deploying_a_running_canary_again_does_not_promote_it():
+    api = FakeCustomObjectsApi()
+    apply_inference_service(api, _isvc(1), canary_percent=10)
+    apply_inference_service(api, _isvc(2), canary_percent=10)
+    result = apply_inference_service(api, _isvc(2), canary_percent=10)
+    assert (result.action, result.traffic_percent) == ("unchanged", 10)
+    rollback(api, "wine", "team-a")
+    assert apply_inference_service(api, _isvc(2), canary_percent=10).traffic_percent == 0
+    assert api.objects[("team-a", "wine")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
