@@ -21,8 +21,9 @@ def deploy_model(registered_name: str, version: str, environment: str, gate_deci
         gate_decision: the gate's decision; anything but ``promote`` skips the step.
 
     Returns:
-        A JSON summary: ``action`` (``created``, ``canary``, ``replaced``, ``unchanged`` or ``skipped``),
-        the InferenceService's name and namespace, the new revision's traffic share, or the reason.
+        A JSON summary: ``action`` (``created``, ``canary``, ``replaced``, ``updated``, ``unchanged`` or
+        ``skipped``), the InferenceService's name and namespace, the new revision's traffic share, or
+        the reason it was skipped.
     """
     import json
 
