@@ -404,3 +404,25 @@ def test_the_canary_cronjob_runs_a_real_cli_command(profiles, tmp_path, monkeypa
     # The arguments parse; it stops where a cluster would be needed.
     assert main(command[1:]) == 2
     assert "KUBECONFIG" in capsys.readouterr().err
+
+
+def test_dashboard_and_canary_queries_are_valid_promql(overlays, tmp_path):
+    """promtool parses every dashboard panel's query and the canary analysis' queries."""
+    import json
+
+    from mlcycle.deploy.prometheus import canary_queries
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (scripts/install-debian-deps.sh installs it)")
+    dashboard = json.loads(find(overlays["prod"], "ConfigMap", "mlcycle-grafana-dashboard")["data"]["mlcycle.json"])
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert len(exprs) >= 7
+    exprs += list(canary_queries("wine", "team-a", "10m").values())
+    rules = [{"record": f"mlcycle:check_{i}", "expr": e} for i, e in enumerate(exprs)]
+    path = tmp_path / "queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
