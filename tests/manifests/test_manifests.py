@@ -164,6 +164,9 @@ def test_overlay_places_platform_in_its_namespace(overlays, env):
 def test_prod_runs_two_mlflow_servers(overlays):
     assert find(overlays["prod"], "Deployment", "mlcycle-mlflow")["spec"]["replicas"] == 2
     assert find(overlays["dev"], "Deployment", "mlcycle-mlflow")["spec"]["replicas"] == 1
+    pdb = find(overlays["prod"], "PodDisruptionBudget")
+    pod_labels = find(overlays["prod"], "Deployment", "mlcycle-mlflow")["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
 def test_only_dev_generates_credentials(overlays):
