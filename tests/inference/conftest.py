@@ -39,6 +39,14 @@ class Predictor:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
 
+STORE_VARIABLES = ("MLCYCLE_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without the store URIs MLflow exports when configured in-process."""
+    return {k: v for k, v in os.environ.items() if k not in STORE_VARIABLES}
+
+
 def start_predictor(args: list[str], env: dict[str, str], log: Path, grpc: bool = True) -> Predictor:
     http_port = free_port()
     cmd = [sys.executable, "-m", "inference", *args, "--host", "127.0.0.1", "--http-port", str(http_port)]
@@ -47,7 +55,7 @@ def start_predictor(args: list[str], env: dict[str, str], log: Path, grpc: bool 
         grpc_port = free_port()
         cmd += ["--grpc-port", str(grpc_port)]
         grpc_addr = f"127.0.0.1:{grpc_port}"
-    full_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+    full_env = {**clean_environ(), **env, "PYTHONPATH": str(REPO)}
     out = log.open("wb")
     proc = subprocess.Popen(
         cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True

@@ -23,9 +23,12 @@ class WineModels:
     X: pd.DataFrame
     y: pd.Series
     estimators: dict[str, Any]  # version -> fitted estimator
+    experiment_id: str = ""
 
 
-def log_wine_model(kind: str, name: str, X: pd.DataFrame, y: pd.Series, params: dict | None = None):
+def log_wine_model(
+    kind: str, name: str, X: pd.DataFrame, y: pd.Series, params: dict | None = None, experiment_id: str | None = None
+):
     """Fit ``kind`` on X/y, log it with signature + input example, register it under ``name``."""
     import mlflow
     from mlflow.models import infer_signature
@@ -35,7 +38,7 @@ def log_wine_model(kind: str, name: str, X: pd.DataFrame, y: pd.Series, params: 
     spec = get_spec(kind)
     est = spec.build({**spec.defaults, **(params or {})})
     est.fit(X, y)
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment_id):
         info = mlflow.sklearn.log_model(
             est,
             name="model",
@@ -73,9 +76,12 @@ def build_wine_models(home: Path) -> WineModels:
     tracking.configure(settings)
     data = load_wine(as_frame=True)
     X, y = data.data, data.target
-    rf, v1 = log_wine_model("random_forest", "wine", X, y, {"n_estimators": 10, "max_depth": 4})
-    lr, v2 = log_wine_model("logistic_regression", "wine", X, y, {"C": 0.01})
+    experiment = tracking.ensure_experiment("serving-tests", settings)  # artifacts under MLCYCLE_HOME
+    rf, v1 = log_wine_model("random_forest", "wine", X, y, {"n_estimators": 10, "max_depth": 4}, experiment)
+    lr, v2 = log_wine_model("logistic_regression", "wine", X, y, {"C": 0.01}, experiment)
     client = MlflowClient()
     client.set_registered_model_alias("wine", "champion", v1)
     client.set_registered_model_alias("wine", "challenger", v2)
-    return WineModels(home=home, env=env, settings=settings, X=X, y=y, estimators={v1: rf, v2: lr})
+    return WineModels(
+        home=home, env=env, settings=settings, X=X, y=y, estimators={v1: rf, v2: lr}, experiment_id=experiment
+    )

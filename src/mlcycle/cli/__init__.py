@@ -12,6 +12,7 @@ from mlcycle.cli.app import app, state
 
 # Importing a command module registers its commands on ``app``.
 from mlcycle.cli import commands_lifecycle  # noqa: E402,F401  (registration side effect)
+from mlcycle.cli import commands_serving  # noqa: E402,F401  (registration side effect)
 from mlcycle.cli import commands_monitoring  # noqa: E402,F401  (registration side effect)
 from mlcycle.cli import commands_deploy  # noqa: E402,F401  (registration side effect)
 
