@@ -205,9 +205,10 @@ def deploy_after_gate(
 ) -> dict[str, Any]:
     """The pipeline's deploy step: deploy a version the gate promoted; skip (and say why) otherwise.
 
-    In local mode (an embedded SQLite MLflow store, no cluster) the step is skipped and the reason is
-    recorded on the version as ``mlcycle.serving.<env>.state = skipped`` and ``...reason``; serve
-    locally with the predictor (``python -m inference models:/<name>/<version>``) instead.
+    In local mode (an embedded SQLite MLflow store), or outside any cluster (no in-cluster service
+    account and no kubeconfig, e.g. ``kfp.local`` against a remote MLflow server), the step is skipped
+    and the reason recorded on the version as ``mlcycle.serving.<env>.state = skipped`` and
+    ``...reason``; serve locally with the predictor (``python -m inference models:/<name>/<version>``).
 
     Returns:
         A JSON-able summary: ``action`` (a :class:`RolloutResult` action or ``skipped``) and details.
@@ -222,16 +223,26 @@ def deploy_after_gate(
     client = MlflowClient()
     if gate_decision != "promote":
         return {"action": "skipped", "reason": f"the gate decided {gate_decision!r}", "model": registered}
-    if settings.is_local and api is None:
-        reason = (
-            f"local mode: no Kubernetes cluster; serve it with `python -m inference models:/{registered}/{version}`"
-        )
+
+    def skip(why: str) -> dict[str, Any]:
+        reason = f"{why}; serve it with `python -m inference models:/{registered}/{version}`"
         client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"), "skipped")
         client.set_model_version_tag(registered, str(version), serving_tag(environment, "reason"), reason)
         return {"action": "skipped", "reason": reason, "model": registered, "version": str(version)}
-    if api is None:
-        from mlcycle.deploy.kube import load_custom_objects_api
 
-        api = load_custom_objects_api()
+    if api is None and settings.is_local:
+        return skip("local mode: no Kubernetes cluster")
+    if api is None:
+        import os
+
+        from mlcycle.deploy.kube import load_custom_objects_api
+        from mlcycle.errors import ConfigError
+
+        try:
+            api = load_custom_objects_api()
+        except ConfigError:
+            if os.environ.get("KUBERNETES_SERVICE_HOST"):
+                raise  # inside a pod, missing credentials are a fault, not a local run
+            return skip("no Kubernetes cluster configured (no in-cluster service account, no kubeconfig)")
     result = deploy_version(api, client, registered, version, environment, team=team)
     return {**asdict(result), "model": registered, "version": str(version), "environment": environment}

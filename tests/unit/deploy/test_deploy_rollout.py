@@ -200,3 +200,21 @@ def test_the_pipeline_step_creates_what_the_overlay_describes(mlcycle_home, tmp_
     overlay["metadata"]["annotations"]["mlcycle.io/model-uri"] = "models:/wine/1"
     overlay["spec"]["predictor"]["model"]["env"][0]["value"] = "models:/wine/1"
     assert created == overlay
+
+
+def test_pipeline_step_outside_a_cluster_skips_but_inside_a_pod_fails(registry, mlcycle_home, tmp_path, monkeypatch):
+    from mlcycle.errors import ConfigError
+
+    # Settings as against a remote tracking server (MLflow itself stays on the local test store).
+    remote = mlcycle_home.model_copy(update={"tracking_uri": "http://mlflow.example:5000"})
+    assert not remote.is_local
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    out = deploy_after_gate("wine", "3", "prod", team="team-a", settings=remote)
+    assert out["action"] == "skipped" and "no Kubernetes cluster configured" in out["reason"]
+    assert registry.get_model_version(NAME, "3").tags["mlcycle.serving.prod.state"] == "skipped"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    with pytest.raises(ConfigError):
+        deploy_after_gate("wine", "3", "prod", team="team-a", settings=remote)
