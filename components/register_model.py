@@ -1,4 +1,4 @@
-"""Component: register the candidate as a new model version."""
+"""Component: register the candidate and run the promotion gate."""
 
 from kfp import dsl
 
@@ -6,18 +6,37 @@ from mlcycle.config import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def register_model(run_id: str, registered_name: str) -> str:
-    """Register the run's model as a new version, tagged with its lineage (idempotent per run).
+def register_model(
+    run_id: str,
+    registered_name: str,
+    gate_metric: str,
+    min_improvement: float,
+    floor: float,
+    pipeline_run_id: str,
+) -> str:
+    """Register the run's model as a new version and decide whether it may replace the champion.
+
+    Registration is idempotent per run. The version must then load and replay its input example through
+    the predictor's own code, with requirements matching the serving image, or it is rejected and no
+    alias moves. Otherwise ``challenger`` points at it and the gate compares its holdout metric with the
+    champion's on the same rows. The decision, its reason and the numbers become version tags.
 
     Args:
         run_id: the evaluated training run.
         registered_name: registered-model name.
+        gate_metric: holdout metric compared (``f1_macro``, ``accuracy``, ``roc_auc``, ``log_loss``).
+        min_improvement: how much the candidate must beat the champion by.
+        floor: the worst acceptable metric value, champion or not.
+        pipeline_run_id: the KFP run, recorded as who decided.
 
     Returns:
-        The registered version.
+        ``promote`` or ``reject`` (the reason is the version tag ``mlcycle.gate.reason``).
     """
     from mlcycle import lifecycle
+    from mlcycle.registry.gate import GatePolicy
     from mlcycle.tracking import configured_settings
 
-    configured_settings()
-    return lifecycle.register_candidate(run_id, registered_name)
+    outcome = lifecycle.register_and_gate(
+        run_id, registered_name, GatePolicy(metric=gate_metric, min_improvement=min_improvement, floor=floor),
+        configured_settings(), decided_by=f"pipeline:{pipeline_run_id}")
+    return outcome.decision.decision

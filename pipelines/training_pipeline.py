@@ -3,7 +3,6 @@
 from kfp import dsl
 
 from components.evaluate_model import evaluate_model
-from components.gate_model import gate_model
 from components.load_data import load_data
 from components.promote_model import promote_model
 from components.register_model import register_model
@@ -46,7 +45,7 @@ def training_pipeline(
         floor: worst acceptable metric value.
 
     Returns:
-        The registered version (the gate's decision and reason are its tags in MLflow).
+        The MLflow run id; its registered version carries the gate's decision and reason as tags.
     """
     data = load_data(dataset=dataset, target=target, model_name=model_name, team=team,
                      test_size=test_size, seed=seed)
@@ -61,18 +60,16 @@ def training_pipeline(
         run_id=trained.outputs["run_id"], test_data=data.outputs["test_data"],
         target=data.outputs["target"], registered_name=data.outputs["registered_name"])
     evaluated.set_display_name("evaluate against champion")
-    registered = register_model(run_id=trained.outputs["run_id"], registered_name=data.outputs["registered_name"])
-    registered.after(evaluated)
-    registered.set_display_name("register version")
-    gate = gate_model(
+    gate = register_model(
         run_id=trained.outputs["run_id"], registered_name=data.outputs["registered_name"],
-        version=registered.output, gate_metric=gate_metric, min_improvement=min_improvement, floor=floor,
+        gate_metric=gate_metric, min_improvement=min_improvement, floor=floor,
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-    gate.set_display_name("promotion gate")
-    # The gate's decision is a single output on purpose: kfp.local's condition evaluator resolves
-    # only single (`Output`) task outputs, so `dsl.If` on it works the same locally and on a cluster.
+    gate.after(evaluated)
+    gate.set_display_name("register and gate")
+    # The decision is the step's single output on purpose: kfp.local's condition evaluator resolves only
+    # single (`Output`) task outputs, so this `dsl.If` works the same locally and on a cluster.
     with dsl.If(gate.output == "promote", name="gate-passed"):
-        promoted = promote_model(registered_name=data.outputs["registered_name"], version=registered.output,
+        promoted = promote_model(registered_name=data.outputs["registered_name"], run_id=trained.outputs["run_id"],
                                  pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         promoted.set_display_name("promote to champion")
-    return registered.output
+    return trained.outputs["run_id"]

@@ -185,6 +185,14 @@ def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, set
     return GateOutcome(registered_name, version, decision)
 
 
+def promote_run_version(registered_name: str, run_id: str, *, moved_by: str | None = None):
+    """:func:`promote_if_passed` for the version registered from ``run_id``."""
+    version = versions.version_of_run(registered_name, run_id)
+    if version is None:
+        raise InvalidInputError(f"run {run_id} has no registered version of {registered_name}", field="run_id")
+    return promote_if_passed(registered_name, version, moved_by=moved_by)
+
+
 def promote_if_passed(registered_name: str, version: str, *, moved_by: str | None = None):
     """Move ``champion`` to ``version`` if its recorded gate decision says promote (idempotent)."""
     info = versions.get_version(registered_name, version)

@@ -22,7 +22,7 @@ def test_compiled_steps_use_the_project_image_and_install_nothing():
 
     spec = yaml.safe_load((COMPILED_DIR / "training_pipeline.yaml").read_text())
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == 6
+    assert len(executors) == 5
     for executor in executors.values():
         container = executor["container"]
         assert container["image"] == COMPONENT_IMAGE

@@ -78,10 +78,12 @@ def run_training(
             console.print(f"  {mark} {step}")
             status.update(f"running the training pipeline locally (after {step})")
 
-        version = run_pipeline(training_pipeline, settings, log_file=log_file, on_step=on_step, **arguments)
+        run_id = run_pipeline(training_pipeline, settings, log_file=log_file, on_step=on_step, **arguments)
     from mlcycle.lifecycle import registered_name_for
+    from mlcycle.registry.versions import version_of_run
 
-    summary = version_summary(registered_name_for(dataset, name, settings.team), version)
+    registered_name = registered_name_for(dataset, name, settings.team)
+    summary = version_summary(registered_name, version_of_run(registered_name, run_id))
     summary["log_file"] = str(log_file) if log_file else None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -74,16 +74,20 @@ def register_version(name: str, model_uri: str, run_id: str, tags: dict[str, str
     """
     client = _client()
     ensure_registered_model(name)
-    existing = [v for v in client.search_model_versions(f"name='{name}'") if v.run_id == run_id]
-    if existing:
-        version = str(min(int(v.version) for v in existing))
-    else:
+    version = version_of_run(name, run_id)
+    if version is None:
         # A tracking server insists on the LoggedModel id along with a models:/m-... source.
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         version = str(client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id).version)
     for key, value in (tags or {}).items():
         client.set_model_version_tag(name, version, key, value)
     return version
+
+
+def version_of_run(name: str, run_id: str) -> str | None:
+    """The (first) version of ``name`` registered from ``run_id``, or None."""
+    found = [int(v.version) for v in _client().search_model_versions(f"name='{name}'") if v.run_id == run_id]
+    return str(min(found)) if found else None
 
 
 def get_version(name: str, version: str) -> VersionInfo:
