@@ -25,7 +25,7 @@ def test_compiles_with_retraining_nested_under_the_drift_condition(tmp_path):
     )
     nested = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
     retrain = spec["components"][next(iter(nested.values()))["componentRef"]["name"]]["dag"]["tasks"]
-    assert {"load-data", "train-model", "gate-model"} <= set(retrain)
+    assert {"load-data", "train-model", "register-model"} <= set(retrain)
     executors = spec["deploymentSpec"]["executors"]
     drift_exec = next(e for n, e in executors.items() if "check-drift" in n)
     assert drift_exec["container"]["image"].startswith("ghcr.io/mlcycle/mlcycle:")
