@@ -90,13 +90,35 @@ def promote_canary(api: Any, client: Any, model: str, environment: str, *, team:
 
 
 def rollback_canary(api: Any, client: Any, model: str, environment: str, *, team: str = "") -> RolloutResult:
-    """Set the canary's traffic to 0% and record it; the previous version serves everything again."""
-    get_environment(environment)
+    """Set the canary's traffic to 0% and record it; the previous version serves everything again.
+
+    If the environment's alias (``champion`` in prod) still points at the rolled-back version, it is
+    moved back to the version that serves, so the registry and the next gate compare against what
+    actually runs (tag ``mlcycle.serving.<env>.alias_moved_from`` on that version says so).
+    """
+    env = get_environment(environment)
     registered, name, namespace = _target(model, team)
     version = _latest_version(api, name, namespace)
     result = rollback(api, name, namespace)
     record_rollout(client, registered, version, environment, result)
+    _restore_alias(client, registered, env.alias, version, environment)
     return result
+
+
+def _restore_alias(client: Any, registered: str, alias: str, rolled_back: str, environment: str) -> None:
+    # Team ownership was checked by _target (qualified_name) before the rollback.
+    from mlflow.exceptions import MlflowException
+
+    try:
+        current = str(client.get_model_version_by_alias(registered, alias).version)
+    except MlflowException:
+        return  # no such alias: nothing points at the rolled-back version
+    serving = [v for v, t in read_serving_state(client, registered, environment).items() if t["state"] == SERVING]
+    if current != rolled_back or not serving:
+        return
+    target = max(serving, key=int)
+    client.set_registered_model_alias(registered, alias, target)
+    client.set_model_version_tag(registered, target, serving_tag(environment, "alias_moved_from"), rolled_back)
 
 
 def analyze_canary(

@@ -65,9 +65,13 @@ def test_canary_then_promote_moves_traffic_and_tags(registry):
 def test_rollback_returns_traffic_to_the_previous_version(registry):
     api = FakeCustomObjectsApi()
     deploy_version(api, registry, "wine", 1, "prod", team="team-a")
-    deploy_version(api, registry, "wine", 2, "prod", team="team-a")
+    registry.set_registered_model_alias(NAME, "champion", "2")  # the gate promoted 2 ...
+    deploy_version(api, registry, "wine", 2, "prod", team="team-a")  # ... and it went out as a canary
     rollback_canary(api, registry, "wine", "prod", team="team-a")
     assert state(registry) == {"1": ("serving", "100"), "2": ("rolled_back", "0")}
+    # The alias follows what prod really serves again.
+    assert str(registry.get_model_version_by_alias(NAME, "champion").version) == "1"
+    assert registry.get_model_version(NAME, "1").tags["mlcycle.serving.prod.alias_moved_from"] == "2"
     assert api.objects[("team-a", "wine")]["spec"]["predictor"]["canaryTrafficPercent"] == 0
     # The next candidate goes out as a canary again, against version 1.
     deploy_version(api, registry, "wine", 3, "prod", team="team-a")
