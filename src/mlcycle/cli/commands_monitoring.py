@@ -150,10 +150,16 @@ def monitor(
     persistence: int = typer.Option(3, "--persistence", help="Consecutive drifting windows before retraining is due."),
     min_rows: int = typer.Option(100, "--min-rows", help="Fewer rows is 'insufficient data'."),
     min_accuracy: float = typer.Option(0.8, "--min-accuracy", help="Performance alert threshold."),
+    retrain: bool = typer.Option(
+        True, "--retrain/--no-retrain", help="Run the training pipeline locally when drift persists."
+    ),
+    retrain_dataset: str | None = typer.Option(
+        None, "--retrain-dataset", help="Data set to retrain on (default: the served model's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per check."),
 ) -> None:
-    """Check drift (and performance, once labels exist) on a schedule; say when retraining is due."""
-    from mlcycle.monitoring.check import RetrainPolicy, check_drift
+    """Check drift (and performance, once labels exist) on a schedule; retrain when drift persists."""
+    from mlcycle.monitoring.check import RetrainPolicy, check_drift, retraining_arguments
     from mlcycle.monitoring.check import monitor as run_monitor
     from mlcycle.monitoring.performance import check_performance
     from mlcycle.monitoring.windows import parse_duration
@@ -181,12 +187,26 @@ def monitor(
             f"streak {summary['consecutive_drift_windows']}/{summary['persistence_windows']}"
         )
 
-    def retrain(summary: dict) -> None:
-        if not as_json:
+    def on_retrain(summary: dict) -> None:
+        if not retrain:
             typer.echo(
-                f"retraining is due for {summary['model']}: drift persisted for "
-                f"{summary['consecutive_drift_windows']} windows — run `mlcycle run training` "
-                "(on a cluster the monitoring pipeline starts it)"
+                f"retraining is due for {summary['model']} (drift persisted for "
+                f"{summary['consecutive_drift_windows']} windows); --no-retrain: not started",
+                err=True,
             )
+            return
+        from pipelines.local import run_pipeline
+        from pipelines.training_pipeline import training_pipeline
 
-    run_monitor(once, every_seconds=interval.total_seconds(), max_runs=max_runs, on_result=show, on_retrain=retrain)
+        arguments = retraining_arguments(summary, dataset=retrain_dataset)
+        typer.echo(
+            f"drift persisted for {summary['consecutive_drift_windows']} windows: retraining "
+            f"{summary['model']} on {arguments['dataset']} (the gate decides promotion)",
+            err=True,
+        )
+        log_file = settings.log_dir / f"retrain-{summary['window_end'][:19].replace(':', '')}.log"
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        version = run_pipeline(training_pipeline, settings, log_file=log_file, **arguments)
+        typer.echo(f"retrained {summary['model']}: new version {version} (log: {log_file})", err=True)
+
+    run_monitor(once, every_seconds=interval.total_seconds(), max_runs=max_runs, on_result=show, on_retrain=on_retrain)

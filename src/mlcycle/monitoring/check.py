@@ -94,6 +94,13 @@ def check_drift(
             "consecutive_drift_windows": consecutive,
             "persistence_windows": policy.windows,
             "retrain": retrain,
+            # What retraining needs to repeat the served model's training (its training run's tags).
+            "training": {
+                "run_id": reference.run_id,
+                "dataset": reference.run_tags.get("mlcycle.dataset"),
+                "model_type": reference.run_tags.get("mlcycle.model_type"),
+                "target": reference.target,
+            },
         }
     )
     if log_to_mlflow:
@@ -166,3 +173,32 @@ def monitor(
         next_at += every_seconds
         sleep(max(0.0, next_at - clock()))
     return runs
+
+
+def retraining_arguments(summary: dict[str, Any], *, dataset: str | None = None) -> dict[str, str]:
+    """The training pipeline's arguments to retrain the model a drift summary is about.
+
+    Repeats the served version's training (data set and estimator from its run's tags) under the same
+    registered name; the training pipeline's gate then decides whether the new version is promoted.
+
+    Raises:
+        InvalidInputError: the data set is unknown (no ``mlcycle.dataset`` tag and none given).
+    """
+    from mlcycle.errors import InvalidInputError
+    from mlcycle.registry.uris import split_name
+
+    training = summary.get("training") or {}
+    chosen = dataset or training.get("dataset")
+    if not chosen:
+        raise InvalidInputError(
+            f"cannot retrain {summary.get('model')}: its training run has no mlcycle.dataset tag; "
+            "name the data set (--retrain-dataset)",
+            field="dataset",
+        )
+    team, base = split_name(summary["model"])
+    arguments = {"dataset": chosen, "model_name": base, "team": team}
+    if training.get("model_type"):
+        arguments["model_type"] = training["model_type"]
+    if training.get("target") and not dataset:
+        arguments["target"] = training["target"]
+    return arguments

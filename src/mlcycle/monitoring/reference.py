@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -24,6 +24,7 @@ class Reference:
     frame: pd.DataFrame
     target: str | None
     features: list[str]
+    run_tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_name(self) -> str:
@@ -77,7 +78,8 @@ def load_reference(model_version) -> Reference:
             field="model",
         ) from e
     frame = pd.read_parquet(path)
-    target = client.get_run(run_id).data.tags.get(TARGET_TAG)
+    tags = dict(client.get_run(run_id).data.tags)
+    target = tags.get(TARGET_TAG)
     features = [c for c in frame.columns if c not in {target, PREDICTION}]
     return Reference(
         model_name=model_version.name,
@@ -86,6 +88,7 @@ def load_reference(model_version) -> Reference:
         frame=frame,
         target=target,
         features=features,
+        run_tags={k: v for k, v in tags.items() if k.startswith("mlcycle.")},
     )
 
 

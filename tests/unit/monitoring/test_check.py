@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from mlcycle.errors import InvalidInputError, ModelNotFoundError
 from mlcycle.monitoring import export
-from mlcycle.monitoring.check import RetrainPolicy, check_drift, monitor
+from mlcycle.monitoring.check import RetrainPolicy, check_drift, monitor, retraining_arguments
 from mlcycle.monitoring.drift import DriftConfig
 from mlcycle.monitoring.reference import logged_model_id
 from tests.unit.monitoring.wine_model import log_traffic, traffic
@@ -137,3 +137,21 @@ def test_drift_metrics_are_attached_to_the_model_versions_logged_model(wine):
     model_id = logged_model_id(client.get_model_version(wine.name, wine.version))
     logged = client.get_logged_model(model_id)
     assert any(m.key == "rows" and m.run_id == summary["mlflow_run_id"] for m in logged.metrics)
+
+
+def test_retraining_repeats_the_served_models_training(wine):
+    log(wine, 200, seed=17, scale={c: 1.8 for c in wine.features})
+    summary = check(wine, since="1h", policy=RetrainPolicy(windows=1))
+    assert summary["retrain"] is True
+    assert retraining_arguments(summary) == {
+        "dataset": "wine",
+        "model_name": wine.name,
+        "team": "",
+        "model_type": "random_forest",
+        "target": "target",
+    }
+    assert retraining_arguments(summary, dataset="s3://data/wine.parquet")["dataset"] == "s3://data/wine.parquet"
+    summary["training"]["dataset"] = None
+    with pytest.raises(InvalidInputError) as err:
+        retraining_arguments(summary)
+    assert err.value.field == "dataset"

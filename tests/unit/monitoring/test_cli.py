@@ -55,3 +55,32 @@ def test_ingest_labels_then_performance(wine, capsys, tmp_path, monkeypatch):
     assert summary["accuracy"] == 0.5 and summary["below_threshold"] is True
     assert main(["performance", f"{wine.name}@champion", "--since", "1h"]) == 0
     assert "BELOW THRESHOLD" in capsys.readouterr().out
+
+
+def test_monitor_says_when_retraining_is_due(wine, capsys):
+    payloads = wine.settings.home_dir / "payloads"
+    log_traffic(
+        traffic(wine.model, wine.features, 200, seed=35, scale={c: 1.8 for c in wine.features}),
+        payloads,
+        wine.name,
+        wine.version,
+    )
+    code = main(
+        [
+            "monitor",
+            f"{wine.name}@champion",
+            "--every",
+            "1s",
+            "--window",
+            "1h",
+            "--max-runs",
+            "1",
+            "--persistence",
+            "1",
+            "--no-retrain",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "drift" in captured.out and "streak 1/1" in captured.out
+    assert "retraining is due" in captured.err and "not started" in captured.err

@@ -36,7 +36,7 @@ def log_wine_model(kind: str = "random_forest"):
     model.fit(data[features], data[target])
     reference = data.copy()
     reference["prediction"] = model.predict(data[features])
-    with mlflow.start_run(tags={"mlcycle.target": target, "mlcycle.model_type": kind}):
+    with mlflow.start_run(tags={"mlcycle.target": target, "mlcycle.model_type": kind, "mlcycle.dataset": "wine"}):
         info = mlflow.sklearn.log_model(
             model,
             name="model",
