@@ -274,20 +274,47 @@ class MlflowModel(Model):
     async def infer(
         self, body: Any, headers: dict[str, str] | None = None, version: str | None = None
     ) -> tuple[Any, dict[str, str]]:
-        """Answer one v1 (dict) or v2 (InferRequest, REST or gRPC) request."""
-        start = time.perf_counter()
+        """Answer one request as KServe hands it over: v1 (dict) or v2 (InferRequest, REST or gRPC)."""
         headers = headers or {}
         if isinstance(body, bytes | bytearray | str):  # v1 sent without a JSON content type
-            try:
-                body = orjson.loads(body)
-            except orjson.JSONDecodeError as e:
-                raise InvalidInputError(f"the request body is not valid JSON: {e}", field="body") from e
+            body = _json(body)
         if isinstance(body, InferRequest):
             protocol = "v2-grpc" if body.from_grpc else "v2-rest"
-        elif isinstance(body, dict):
-            protocol = "v1"
-        else:
+            given_id = body.id or headers.get("x-request-id")
+            inputs = [_v2_input(i) for i in body.inputs]
+            sv, request_id, result = await self._answer(protocol, headers, given_id, version, inputs)
+            return _v2_response(self.name, sv, result, request_id, body.from_grpc), _headers(sv)
+        if isinstance(body, dict):
+            return await self.infer_json("v1", body, headers, version)
+        raise InvalidInputError("the request body must be a JSON object", field="body")
+
+    async def infer_json(
+        self, protocol: str, payload: Any, headers: Any, version: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The REST fast path: a parsed JSON body in, a JSON-ready dict out (no pydantic round trips).
+
+        ``protocol`` is ``v1`` (``{"instances": [...]}``) or ``v2-rest`` (``{"inputs": [...]}``).
+        """
+        if not isinstance(payload, dict):
             raise InvalidInputError("the request body must be a JSON object", field="body")
+        if protocol == "v1":
+            given_id = headers.get("x-request-id") or payload.get("id")
+            instances = payload.get("instances", payload.get("inputs"))
+            if instances is None:
+                raise InvalidInputError('a v1 request needs "instances": a list of rows', field="instances")
+            sv, _, result = await self._answer(protocol, headers, given_id, version, instances)
+            return _v1_response(self.name, sv, result), _headers(sv)
+        given_id = payload.get("id") or headers.get("x-request-id")
+        inputs = _v2_json_inputs(payload)
+        wanted = _requested_outputs(payload)
+        sv, request_id, result = await self._answer(protocol, headers, given_id, version, inputs)
+        return _v2_json_response(self.name, sv, result, request_id, wanted), _headers(sv)
+
+    async def _answer(
+        self, protocol: str, headers: Any, given_id: Any, version: str | None, inputs: Any
+    ) -> tuple[ServedVersion, str, Prediction]:
+        """Authenticate, route, decode, predict (micro-batched); count and log. The one request path."""
+        start = time.perf_counter()
         rt = self._rt
         if rt is None or not self.ready:
             raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
@@ -296,25 +323,15 @@ class MlflowModel(Model):
         try:
             if rt.auth is not None:
                 rt.auth.authenticate(headers, self._versions[CHAMPION].loaded.registered_name or self.name)
+            sticky = str(given_id) if given_id else None
+            request_id = sticky or uuid.uuid4().hex
+            sv = self._route(sticky) if version is None else self.served_version(version)
+            limit = self.settings.serving_max_rows
             if protocol == "v1":
-                given_id = headers.get("x-request-id") or body.get("id")
+                x = decode_v1(inputs, sv.loaded.schema, max_rows=limit)
             else:
-                given_id = body.id or headers.get("x-request-id")
-            request_id = str(given_id) if given_id else uuid.uuid4().hex
-            sv = self._route(str(given_id) if given_id else None) if version is None else self.served_version(version)
-            limits = self.settings.serving_max_rows
-            if protocol == "v1":
-                instances = body.get("instances", body.get("inputs"))
-                if instances is None:
-                    raise InvalidInputError('a v1 request needs "instances": a list of rows', field="instances")
-                x = decode_v1(instances, sv.loaded.schema, max_rows=limits)
-            else:
-                x = decode_v2([_v2_input(i) for i in body.inputs], sv.loaded.schema, max_rows=limits)
+                x = decode_v2(inputs, sv.loaded.schema, max_rows=limit)
             result: Prediction = await sv.batcher.submit(x)
-            if protocol == "v1":
-                response = _v1_response(self.name, sv, result)
-            else:
-                response = _v2_response(self.name, sv, result, request_id, body.from_grpc)
             status = 200
         except MlcycleError as e:
             status = e.http_status
@@ -326,7 +343,7 @@ class MlflowModel(Model):
         rt.metrics.count_predictions(self.name, sv.version, result.predictions)
         if rt.payloads is not None:
             self._log_payload(rt, sv, protocol, request_id, x, result)
-        return response, {VERSION_HEADER: sv.version, ROLE_HEADER: sv.role}
+        return sv, request_id, result
 
     def _log_payload(
         self, rt: Runtime, sv: ServedVersion, protocol: str, request_id: str, x: np.ndarray, result: Prediction
@@ -367,6 +384,75 @@ def _v2_input(inp: Any) -> V2Input:
     else:
         data = inp.data
     return V2Input(inp.name, list(inp.shape), inp.datatype, data)
+
+
+def _json(body: bytes | bytearray | str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInputError(f"the request body is not valid JSON: {e}", field="body") from e
+
+
+def _headers(sv: ServedVersion) -> dict[str, str]:
+    return {VERSION_HEADER: sv.version, ROLE_HEADER: sv.role}
+
+
+def _v2_json_inputs(payload: dict) -> list[V2Input]:
+    raw = payload.get("inputs")
+    if not isinstance(raw, list):
+        raise InvalidInputError('a v2 request needs "inputs": a list of tensors', field="inputs")
+    inputs = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise InvalidInputError(f"inputs[{i}] must be an object", field="inputs")
+        missing = [k for k in ("name", "shape", "datatype", "data") if k not in item]
+        if missing:
+            raise InvalidInputError(f"inputs[{i}] lacks {', '.join(map(repr, missing))}", field="inputs")
+        name, shape = item["name"], item["shape"]
+        if not isinstance(name, str):
+            raise InvalidInputError(f"inputs[{i}].name must be a string", field="inputs")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise InvalidInputError(f"input {name!r}: shape must be a list of integers", field=name)
+        if not isinstance(item["datatype"], str):
+            raise InvalidInputError(f"input {name!r}: datatype must be a string", field=name)
+        inputs.append(V2Input(name, shape, item["datatype"], item["data"]))
+    return inputs
+
+
+def _requested_outputs(payload: dict) -> set[str] | None:
+    outputs = payload.get("outputs")
+    if not outputs:
+        return None
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
+        raise InvalidInputError('"outputs" must be a list of {"name": ...}', field="outputs")
+    names = {o["name"] for o in outputs}
+    unknown = names - {"predictions", "probabilities"}
+    if unknown:
+        raise InvalidInputError(
+            f"unknown output(s) {', '.join(map(repr, sorted(unknown)))}; this model has 'predictions' and "
+            "'probabilities'",
+            field="outputs",
+        )
+    return names
+
+
+def _v2_json_response(
+    name: str, sv: ServedVersion, result: Prediction, request_id: str, wanted: set[str] | None
+) -> dict[str, Any]:
+    preds = result.predictions
+    outputs = []
+    if wanted is None or "predictions" in wanted:
+        outputs.append(
+            {"name": "predictions", "shape": [len(preds)], "datatype": v2_datatype(preds), "data": preds.tolist()}
+        )
+    if result.probabilities is not None and (wanted is None or "probabilities" in wanted):
+        proba = result.probabilities
+        outputs.append(
+            {"name": "probabilities", "shape": list(proba.shape), "datatype": "FP64", "data": proba.ravel().tolist()}
+        )
+    return {"id": request_id, "model_name": name, "model_version": sv.version, "outputs": outputs}
 
 
 def _v1_response(name: str, sv: ServedVersion, result: Prediction) -> dict[str, Any]:

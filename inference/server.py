@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import ORJSONResponse
 from grpc import StatusCode, aio
 from kserve import ModelServer
-from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
@@ -34,8 +34,6 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
 from kserve.protocol.rest.server import RESTServer
-from kserve.protocol.rest.v2_datamodels import InferenceRequest
-from pydantic import ValidationError
 
 from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotFoundError
 
@@ -50,6 +48,13 @@ GRPC_STATUS = {
     413: StatusCode.RESOURCE_EXHAUSTED,
     503: StatusCode.UNAVAILABLE,
 }
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInputError(f"the request body is not valid JSON: {e}", field="body") from e
 
 
 def _silence_access_log() -> None:
@@ -108,22 +113,41 @@ class PredictorRESTServer(RESTServer):
             m.served_version(model_version)
             return {"name": model_name, "ready": bool(m.ready)}
 
-        async def version_infer(model_name: str, model_version: str, request: Request) -> Response:
-            m = model(model_name)
-            try:
-                parsed = InferenceRequest.model_validate(orjson.loads(await request.body()))
-            except (orjson.JSONDecodeError, ValidationError) as e:
-                raise InvalidInputError(f"the body is not a v2 inference request: {e}", field="body") from e
-            infer_request = InferRequest.from_inference_request(parsed, model_name)
-            result, headers = await m.infer(infer_request, dict(request.headers), version=model_version)
-            body, _ = result.to_rest()
-            return ORJSONResponse(content=body, headers=headers)
+        async def infer(request: Request) -> Response:
+            """v2 REST infer, parsed with orjson straight into the model's request path."""
+            params = request.path_params
+            m = model(params["model_name"])
+            body = await request.body()
+            headers = request.headers
+            binary = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
+            if binary is not None:  # the binary tensor extension: KServe's own decoder
+                try:
+                    parsed = InferRequest.from_bytes(body, int(binary), m.name)
+                except ValueError as e:
+                    raise InvalidInputError(f"bad {INFERENCE_CONTENT_LENGTH_HEADER}: {e}", field="body") from e
+                result, extra = await m.infer(parsed, dict(headers), version=params.get("model_version"))
+                content, json_length = result.to_rest()
+                if json_length is not None:
+                    extra[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
+                    return Response(content, headers=extra, media_type="application/octet-stream")
+                return Response(orjson.dumps(content), headers=extra, media_type="application/json")
+            result, extra = await m.infer_json("v2-rest", _loads(body), headers, params.get("model_version"))
+            return Response(orjson.dumps(result), headers=extra, media_type="application/json")
+
+        async def predict_v1(request: Request) -> Response:
+            """v1 REST predict, same fast path."""
+            m = model(request.path_params["model_name"])
+            result, extra = await m.infer_json("v1", _loads(await request.body()), request.headers)
+            return Response(orjson.dumps(result), headers=extra, media_type="application/json")
 
         app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
         app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
         app.add_api_route("/v2/models/{model_name}/versions/{model_version}", metadata, methods=["GET"])
         app.add_api_route("/v2/models/{model_name}/versions/{model_version}/ready", version_ready, methods=["GET"])
-        app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", version_infer, methods=["POST"])
+        # Plain Starlette routes for the hot path: no dependency solving, no pydantic models.
+        app.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
+        app.add_route("/v2/models/{model_name}/versions/{model_version}/infer", infer, methods=["POST"])
+        app.add_route("/v1/models/{model_name}:predict", predict_v1, methods=["POST"])
         super()._register_endpoints(app)  # KServe's routes; ours, registered first, take precedence
 
     def _add_exception_handlers(self, app: FastAPI) -> None:

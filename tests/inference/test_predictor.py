@@ -161,15 +161,20 @@ BAD_INPUTS = [
         400,
         "unknown input(s) 'colour'",
     ),
-    ("/v2/models/wine/infer", b'{"inputs": [', 422, "JSON decode error"),
-    ("/v2/models/wine/infer", {"outputs": []}, 422, "Field required"),
+    ("/v2/models/wine/infer", b'{"inputs": [', 400, "not valid JSON"),
+    ("/v2/models/wine/infer", {"outputs": []}, 400, '"inputs": a list of tensors'),
+    ("/v2/models/wine/infer", [1, 2], 400, "must be a JSON object"),
+    ("/v2/models/wine/infer", {"inputs": [{"name": "x", "shape": [1, 13]}]}, 400, "lacks 'datatype', 'data'"),
+    ("/v2/models/wine/infer", {"inputs": [{"name": "x", "shape": "1x13", "datatype": "FP64", "data": ROW}]},
+     400, "shape must be a list of integers"),
+    ("/v2/models/wine/infer", {**_t([1, 13], ROW), "outputs": [{"name": "colour"}]}, 400, "unknown output(s)"),
     ("/v2/models/nope/infer", _t([1, 13], ROW), 404, "nope"),
     ("/v2/models/wine/versions/9/infer", _t([1, 13], ROW), 404, "version 9 is not served"),
     ("/v1/models/wine:predict", {"instances": [ROW[:3]]}, 400, "expected [N, 13]"),
     ("/v1/models/wine:predict", {"rows": [ROW]}, 400, '"instances"'),
     ("/v1/models/wine:predict", {"instances": []}, 400, "empty batch"),
     ("/v1/models/wine:predict", {"instances": [dict.fromkeys(["alcohol"], 1.0)]}, 400, "missing column(s)"),
-    ("/v1/models/wine:predict", b'{"instances": [[1, 2', 400, "unexpected end of data"),
+    ("/v1/models/wine:predict", b'{"instances": [[1, 2', 400, "not valid JSON"),
 ]
 
 
@@ -181,7 +186,7 @@ def test_bad_input_is_a_4xx_naming_the_problem(predictor, path, body, status, me
         else:
             r = c.post(path, json=body)
     assert r.status_code == status, r.text
-    assert message in r.text
+    assert message in r.json()["error"]  # a JSON body whose "error" names the problem
     assert "Traceback" not in r.text
 
 
