@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from mlcycle.errors import DataValidationError, InvalidInputError
@@ -192,7 +193,11 @@ def _default_threshold(method: str) -> float:
 
 
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    return frame if len(frame) <= n else frame.sample(n=n, random_state=seed)
+    """A uniform random sample of ``n`` rows without replacement (the frame itself when smaller)."""
+    if len(frame) <= n:
+        return frame
+    rows = np.sort(np.random.default_rng(seed).choice(len(frame), size=n, replace=False))
+    return frame.iloc[rows]
 
 
 def align_current(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -259,9 +264,12 @@ def compute_drift(
             reference_rows=len(reference),
             message=f"{rows} rows in the window, fewer than min_rows={config.min_rows}: not tested",
         )
-    current = align_current(reference, current, columns)
-    ref = _sample(reference[columns], config.max_rows, config.seed).reset_index(drop=True)
-    cur = _sample(current, config.max_rows, config.seed).reset_index(drop=True)
+    missing = [c for c in columns if c not in current.columns]
+    if missing:  # before sampling, so the error does not depend on the sample
+        align_current(reference, current.head(0), columns)
+    # Sample first, then copy and convert only the sampled rows: a million-row window is never copied.
+    ref = _sample(reference, config.max_rows, config.seed)[columns].reset_index(drop=True)
+    cur = align_current(reference, _sample(current, config.max_rows, config.seed), columns).reset_index(drop=True)
 
     kinds = {c: column_kind(ref[c]) for c in features}
     if use_prediction:
