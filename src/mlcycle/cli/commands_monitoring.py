@@ -71,12 +71,15 @@ def drift(
     max_rows: int = typer.Option(100_000, "--max-rows", help="Larger windows are sampled to this."),
     persistence: int = typer.Option(3, "--persistence", help="Consecutive drifting windows before retraining is due."),
     report_dir: str | None = typer.Option(None, "--report-dir", help="Where the HTML report goes."),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", help="Pushgateway URL to push metrics to (MLCYCLE_PUSHGATEWAY_URL)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON summary."),
 ) -> None:
     """Check one window of traffic for data and prediction drift against the model's reference."""
     from mlcycle.monitoring.check import RetrainPolicy, check_drift
 
-    settings = configured_settings()
+    settings = configured_settings(pushgateway_url=pushgateway)
     summary = check_drift(
         model,
         settings,
@@ -101,12 +104,15 @@ def performance(
     source: str | None = typer.Option(None, "--source", help="Payload-log root (default MLCYCLE_HOME/payloads)."),
     min_accuracy: float = typer.Option(0.8, "--min-accuracy", help="Below this accuracy is an alert."),
     min_labels: int = typer.Option(30, "--min-labels", help="Fewer labelled rows is 'insufficient data'."),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", help="Pushgateway URL to push metrics to (MLCYCLE_PUSHGATEWAY_URL)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON summary."),
 ) -> None:
     """Accuracy and macro F1 over a window, from the delayed labels ingested so far."""
     from mlcycle.monitoring.performance import check_performance
 
-    settings = configured_settings()
+    settings = configured_settings(pushgateway_url=pushgateway)
     summary = check_performance(
         model, settings, since=since, until=until, source=source, min_accuracy=min_accuracy, min_labels=min_labels
     )
@@ -156,6 +162,9 @@ def monitor(
     retrain_dataset: str | None = typer.Option(
         None, "--retrain-dataset", help="Data set to retrain on (default: the served model's)."
     ),
+    pushgateway: str | None = typer.Option(
+        None, "--pushgateway", help="Pushgateway URL to push metrics to (MLCYCLE_PUSHGATEWAY_URL)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per check."),
 ) -> None:
     """Check drift (and performance, once labels exist) on a schedule; retrain when drift persists."""
@@ -164,7 +173,7 @@ def monitor(
     from mlcycle.monitoring.performance import check_performance
     from mlcycle.monitoring.windows import parse_duration
 
-    settings = configured_settings()
+    settings = configured_settings(pushgateway_url=pushgateway)
     interval = parse_duration(every, field="every")
     span = window_ or every
     parse_duration(span, field="window")
@@ -210,3 +219,32 @@ def monitor(
         typer.echo(f"retrained {summary['model']}: new version {version} (log: {log_file})", err=True)
 
     run_monitor(once, every_seconds=interval.total_seconds(), max_runs=max_runs, on_result=show, on_retrain=on_retrain)
+
+
+@app.command("schedule-monitoring")
+def schedule_monitoring(
+    model: str = typer.Argument(..., help="Registered-model base name, e.g. wine."),
+    host: str = typer.Option(..., "--host", help="KFP API endpoint, e.g. http://ml-pipeline-ui.kubeflow"),
+    every: str = typer.Option("1h", "--every", help="Period (and drift window): 10m, 1h, 1d."),
+    cron: str | None = typer.Option(None, "--cron", help="6-field KFP cron instead of --every."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile (= team)."),
+    package: str = typer.Option(
+        "pipelines/compiled/monitoring_pipeline.yaml",
+        "--package",
+        help="Compiled monitoring pipeline (mlcycle compile).",
+    ),
+    persistence: int = typer.Option(3, "--persistence", help="Drifting windows before retraining."),
+) -> None:
+    """Create a KFP recurring run of the monitoring pipeline on a cluster."""
+    import kfp
+
+    from mlcycle.monitoring.schedule import schedule_monitoring as create
+
+    settings = configured_settings()
+    params = {"model_name": model, "persistence_windows": persistence}
+    if settings.team or namespace:
+        params["team"] = settings.team or namespace or ""
+    result = create(
+        kfp.Client(host=host, namespace=namespace), package, every=every, cron=cron, params=params, namespace=namespace
+    )
+    typer.echo(f"recurring run {getattr(result, 'recurring_run_id', result)} monitors {model} every {cron or every}")

@@ -82,3 +82,28 @@ def test_periods_without_a_cron_form_are_refused():
         cron_for("7m")
     with pytest.raises(InvalidInputError):
         cron_for("90s")
+
+
+def test_cli_creates_the_recurring_run_through_kfp_client(monkeypatch, capsys, mlcycle_home):
+    import kfp
+
+    from mlcycle.cli import main
+
+    made = []
+
+    def fake_client(host=None, namespace=None, **kwargs):
+        made.append((host, namespace))
+        client = RecordingClient(experiment_exists=True)
+        made.append(client)
+        return client
+
+    monkeypatch.setattr(kfp, "Client", fake_client)
+    code = main(
+        ["schedule-monitoring", "wine", "--host", "http://kfp.example", "--every", "30m", "--namespace", "team-a"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert made[0] == ("http://kfp.example", "team-a")
+    _, _, _, kwargs = made[1].calls[-1]
+    assert kwargs["cron_expression"] == "0 */30 * * * *"
+    assert kwargs["params"] == {"since": "30m", "model_name": "wine", "persistence_windows": 3, "team": "team-a"}
+    assert "recurring run rr-1 monitors wine every 30m" in capsys.readouterr().out
