@@ -112,6 +112,18 @@ def child(mode: str, rows: int, out_dir: Path) -> dict:
             if t["metric_config"]["params"]["type"].endswith(":ValueDrift") and t["status"] == "FAIL"
         )
     elif mode == "mlcycle":
+        # Time the Evidently call inside our check too: the in-process split of one run is immune to the
+        # machine's load changing between separate runs (this machine is shared).
+        inner = drift._run_evidently
+
+        def timed(*a, **k):
+            t = time.perf_counter()
+            try:
+                return inner(*a, **k)
+            finally:
+                result["evidently_seconds"] = time.perf_counter() - t
+
+        drift._run_evidently = timed
         start = time.perf_counter()
         outcome = drift.compute_drift(reference, current, features, report_path=report, prediction=None)
         result["seconds"] = time.perf_counter() - start
@@ -171,6 +183,7 @@ def main() -> int:
         )
     ours, sample, full = results["mlcycle"], results["evidently-on-sample"], results["evidently-full"]
     overhead = ours["seconds"] / sample["seconds"] - 1
+    inside = ours["seconds"] / ours["evidently_seconds"] - 1
     print("\nsoundness: per column, full-data score vs our sampled score (same test)")
     for column in ours["scores"]:
         print(
@@ -184,9 +197,11 @@ def main() -> int:
     )
     print("\ntargets")
     print(
-        f"  overhead over plain Evidently on the frames it is given: {overhead:+.1%} "
-        f"(target <= +10%: {'met' if overhead <= 0.10 else 'NOT met'})"
+        f"  overhead over plain Evidently on the frames it is given, within one run: {inside:+.1%} "
+        f"({ours['seconds'] - ours['evidently_seconds']:.2f} s of our own; target <= +10%: "
+        f"{'met' if inside <= 0.10 else 'NOT met'})"
     )
+    print(f"  the same, as separate runs (machine load differs between runs): {overhead:+.1%}")
     print(
         f"  whole check vs Evidently on the full frames: {ours['seconds']:.1f} s vs {full['seconds']:.1f} s "
         f"({ours['seconds'] / full['seconds']:.2f}x)"
