@@ -215,8 +215,11 @@ def monitor(
         )
         log_file = settings.log_dir / f"retrain-{summary['window_end'][:19].replace(':', '')}.log"
         settings.log_dir.mkdir(parents=True, exist_ok=True)
-        version = run_pipeline(training_pipeline, settings, log_file=log_file, **arguments)
-        typer.echo(f"retrained {summary['model']}: new version {version} (log: {log_file})", err=True)
+        run_pipeline(training_pipeline, settings, log_file=log_file, **arguments)
+        typer.echo(
+            f"retraining of {summary['model']} finished; `mlcycle status` shows the gate's decision (log: {log_file})",
+            err=True,
+        )
 
     run_monitor(once, every_seconds=interval.total_seconds(), max_runs=max_runs, on_result=show, on_retrain=on_retrain)
 
