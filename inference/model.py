@@ -7,6 +7,7 @@ no environment, registry or network access on that path.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -35,6 +36,9 @@ from mlcycle.serving.schema import V2Input, decode_v1, decode_v2, v2_datatype, v
 log = logging.getLogger("mlcycle.inference")
 
 CHAMPION, CANARY = "champion", "canary"
+# Ids for requests that bring none (payload log rows need one): unique per process, cheaper than uuid4.
+_ID_PREFIX = uuid.uuid4().hex[:12]
+_ids = itertools.count(1)
 VERSION_HEADER = "x-mlcycle-model-version"
 ROLE_HEADER = "x-mlcycle-model-role"
 
@@ -324,7 +328,7 @@ class MlflowModel(Model):
             if rt.auth is not None:
                 rt.auth.authenticate(headers, self._versions[CHAMPION].loaded.registered_name or self.name)
             sticky = str(given_id) if given_id else None
-            request_id = sticky or uuid.uuid4().hex
+            request_id = sticky or f"{_ID_PREFIX}-{next(_ids)}"
             sv = self._route(sticky) if version is None else self.served_version(version)
             limit = self.settings.serving_max_rows
             if protocol == "v1":
@@ -348,15 +352,14 @@ class MlflowModel(Model):
     def _log_payload(
         self, rt: Runtime, sv: ServedVersion, protocol: str, request_id: str, x: np.ndarray, result: Prediction
     ) -> None:
-        import pandas as pd
-
         try:
             rt.payloads.log(
                 model_name=sv.loaded.registered_name or self.name,
                 model_version=sv.version,
                 protocol=protocol,
                 request_id=request_id,
-                inputs=pd.DataFrame(x, columns=sv.columns, copy=False),
+                inputs=x,  # the array as decoded; the logger splits columns in its writer thread
+                columns=sv.columns,
                 predictions=result.predictions,
                 probabilities=result.probabilities,
                 classes=result.classes,

@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import ORJSONResponse
 from grpc import StatusCode, aio
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
@@ -67,7 +66,7 @@ def _silence_access_log() -> None:
 
 async def mlcycle_error_handler(_: Request, exc: MlcycleError) -> Response:
     """An mlcycle error as its HTTP status and JSON body (never a traceback)."""
-    return ORJSONResponse(status_code=exc.http_status, content=exc.to_dict())
+    return Response(orjson.dumps(exc.to_dict()), status_code=exc.http_status, media_type="application/json")
 
 
 class PredictorRESTServer(RESTServer):

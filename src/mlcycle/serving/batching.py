@@ -8,7 +8,8 @@ batches as much as the load provides. ``max_wait_s`` > 0 additionally holds a no
 up to that long, trading latency for bigger batches (the KServe/MLServer ``max_latency`` knob).
 
 The model call runs on a single worker thread so the event loop keeps accepting and decoding requests
-meanwhile. A failing call fails only the requests in that batch.
+meanwhile, unless calls are so cheap (``inline_below_s``) that the hand-off would cost more. A failing
+call fails only the requests in that batch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 256
 DEFAULT_MAX_WAIT_S = 0.0
+DEFAULT_INLINE_BELOW_S = 0.0005
 
 
 class AdaptiveBatcher:
@@ -37,6 +39,8 @@ class AdaptiveBatcher:
             :class:`mlcycle.serving.predict.Prediction`) covering the same N rows.
         max_rows: most rows per call (a single request larger than this still goes alone).
         max_wait_s: how long a non-full batch waits for more requests (0: never wait).
+        inline_below_s: a model whose calls average less than this runs on the event loop itself:
+            handing a 0.1 ms call to a thread and back costs more than the call (0: always a thread).
         name: for the worker thread's name and logs.
 
     Must be used from one event loop. ``calls`` and ``rows`` count model calls and rows served.
@@ -48,6 +52,7 @@ class AdaptiveBatcher:
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        inline_below_s: float = DEFAULT_INLINE_BELOW_S,
         name: str = "model",
     ) -> None:
         if max_rows < 1:
@@ -57,6 +62,8 @@ class AdaptiveBatcher:
         self._fn = fn
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
+        self.inline_below_s = inline_below_s
+        self._cost_s: float | None = None  # moving average of one model call
         self._queue: deque[tuple[np.ndarray, asyncio.Future]] = deque()
         self._queued_rows = 0
         self._worker: asyncio.Task | None = None
@@ -116,13 +123,19 @@ class AdaptiveBatcher:
                 continue
             xs = [x for x, _ in batch]
             x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+            started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._executor, self._fn, x)
+                if self._cost_s is not None and self._cost_s < self.inline_below_s:
+                    result = self._fn(x)  # cheaper than two thread hand-offs
+                else:
+                    result = await loop.run_in_executor(self._executor, self._fn, x)
             except Exception as e:  # noqa: BLE001 - delivered to each waiting request, not swallowed
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(e)
                 continue
+            took = time.perf_counter() - started
+            self._cost_s = took if self._cost_s is None else 0.8 * self._cost_s + 0.2 * took
             self.calls += 1
             self.rows += len(x)
             start = 0

@@ -44,6 +44,8 @@ class LoadedModel:
         classes: the classifier's classes (``None`` for a regressor).
         schema: the input schema from the signature.
         local_path: where the model's files are on disk.
+        forest_fast_path: ``predict_proba`` of a bare forest bypasses joblib (checked at load time to give
+            bit-identical probabilities; see :func:`mlcycle.serving.predict.forest_predict_proba`).
         predict_from_proba: predictions are ``classes[argmax(proba)]`` (checked at load time to equal
             ``estimator.predict``), which saves a second pass through the model.
     """
@@ -60,6 +62,7 @@ class LoadedModel:
     local_path: Path
     mlflow_model: Any = field(repr=False, default=None)
     predict_from_proba: bool = False
+    forest_fast_path: bool = False
 
     @property
     def label(self) -> str:
@@ -214,6 +217,7 @@ def load_model(ref: str, settings: Settings, *, name: str | None = None) -> Load
         local_path=local,
         mlflow_model=meta,
     )
+    loaded.forest_fast_path = _forest_fast_path_matches(loaded)
     loaded.predict_from_proba = _proba_argmax_matches(loaded)
     log.info("loaded %s from %s (%d features)", loaded.label, uri, schema.n_features)
     return loaded
@@ -237,6 +241,21 @@ def load_input_example(loaded: LoadedModel) -> np.ndarray | None:
         return frame_to_array(example, loaded.schema)
     arr = np.asarray(example, dtype=np.float64)
     return np.ascontiguousarray(arr.reshape(len(arr), -1))
+
+
+def _forest_fast_path_matches(loaded: LoadedModel) -> bool:
+    """True when the joblib-free forest probabilities equal ``predict_proba`` bit for bit."""
+    from mlcycle.serving.predict import forest_predict_proba, supports_forest_fast_path
+
+    if loaded.classes is None or not supports_forest_fast_path(loaded.estimator):
+        return False
+    try:
+        x = load_input_example(loaded)
+    except Exception:  # noqa: BLE001 - an unreadable example only costs the shortcut
+        return False
+    if x is None or len(x) == 0:
+        return False
+    return bool(np.array_equal(forest_predict_proba(loaded.estimator, x), loaded.estimator.predict_proba(x)))
 
 
 def _proba_argmax_matches(loaded: LoadedModel) -> bool:

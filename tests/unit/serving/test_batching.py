@@ -85,3 +85,21 @@ def test_bad_settings_are_refused():
         AdaptiveBatcher(lambda x: x, max_rows=0)
     with pytest.raises(ValueError):
         AdaptiveBatcher(lambda x: x, max_wait_s=-1)
+
+
+def test_cheap_calls_run_on_the_event_loop_and_slow_ones_on_a_thread():
+    threads: list[str] = []
+
+    def fn(x):
+        threads.append(threading.current_thread().name)
+        return Prediction(x[:, 0])
+
+    async def main(batcher):
+        for _ in range(3):
+            await batcher.submit(np.ones((1, 1)))
+
+    asyncio.run(main(AdaptiveBatcher(fn, inline_below_s=1.0, name="cheap")))
+    assert threads[0].startswith("predict-cheap") and threads[1:] == ["MainThread", "MainThread"]
+    threads.clear()
+    asyncio.run(main(AdaptiveBatcher(fn, inline_below_s=0.0, name="slow")))
+    assert all(t.startswith("predict-slow") for t in threads)

@@ -28,6 +28,7 @@ def test_load_by_alias_resolves_the_registry_version(loaded, wine_models):
     assert list(loaded.schema.columns) == list(wine_models.X.columns)
     assert list(loaded.classes) == [0, 1, 2]
     assert loaded.predict_from_proba
+    assert loaded.forest_fast_path
     assert loaded.estimator.n_jobs == 1
 
 
@@ -48,7 +49,7 @@ def test_predict_equals_sklearn(loaded, wine_models):
     x = wine_models.X.to_numpy()
     out = predict(loaded, x)
     np.testing.assert_array_equal(out.predictions, est.predict(wine_models.X))
-    np.testing.assert_allclose(out.probabilities, est.predict_proba(wine_models.X))
+    np.testing.assert_array_equal(out.probabilities, est.predict_proba(wine_models.X))  # bit for bit
     assert list(out.classes) == [0, 1, 2]
     part = out.slice(3, 5)
     np.testing.assert_array_equal(part.predictions, out.predictions[3:5])
