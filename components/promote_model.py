@@ -15,13 +15,13 @@ def promote_model(registered_name: str, run_id: str, pipeline_run_id: str) -> st
         pipeline_run_id: the KFP run, recorded as who moved the alias.
 
     Returns:
-        What happened, in one sentence.
+        The version that is champion now (the run's version, or the unchanged champion when the champion
+        moved since the evaluation; the step's log says which).
     """
     from mlcycle import lifecycle
     from mlcycle.tracking import configured_settings
 
-    configured_settings()
-    move = lifecycle.promote_run_version(registered_name, run_id, moved_by=f"pipeline:{pipeline_run_id}")
-    if not move.moved:
-        return f"not promoted: {move.reason}"
-    return f"champion of {registered_name} is v{move.version} (was v{move.previous or 'none'})"
+    move = lifecycle.promote_run_version(registered_name, run_id, moved_by=f"pipeline:{pipeline_run_id}",
+                                         settings=configured_settings())
+    print(f"champion of {registered_name}: {move.reason}" if move.moved else f"not promoted: {move.reason}")
+    return move.version if move.moved else (move.previous or "")

@@ -12,6 +12,7 @@ def register_model(
     gate_metric: str,
     min_improvement: float,
     floor: float,
+    auto_promote: bool,
     pipeline_run_id: str,
 ) -> str:
     """Register the run's model as a new version and decide whether it may replace the champion.
@@ -27,10 +28,13 @@ def register_model(
         gate_metric: holdout metric compared (``f1_macro``, ``accuracy``, ``roc_auc``, ``log_loss``).
         min_improvement: how much the candidate must beat the champion by.
         floor: the worst acceptable metric value, champion or not.
+        auto_promote: move ``champion`` right away when the gate passes; off holds the version as
+            ``challenger`` for a canary rollout first.
         pipeline_run_id: the KFP run, recorded as who decided.
 
     Returns:
-        ``promote`` or ``reject`` (the reason is the version tag ``mlcycle.gate.reason``).
+        ``promote``, ``hold`` (passed, automatic promotion off) or ``reject``; the reason is the version tag
+        ``mlcycle.gate.reason``.
     """
     from mlcycle import lifecycle
     from mlcycle.registry.gate import GatePolicy
@@ -38,5 +42,5 @@ def register_model(
 
     outcome = lifecycle.register_and_gate(
         run_id, registered_name, GatePolicy(metric=gate_metric, min_improvement=min_improvement, floor=floor),
-        configured_settings(), decided_by=f"pipeline:{pipeline_run_id}")
-    return outcome.decision.decision
+        configured_settings(), decided_by=f"pipeline:{pipeline_run_id}", auto_promote=auto_promote)
+    return outcome.action

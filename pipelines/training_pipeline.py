@@ -2,11 +2,13 @@
 
 from kfp import dsl
 
+from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.load_data import load_data
 from components.promote_model import promote_model
 from components.register_model import register_model
 from components.train_model import train_model
+from pipelines.cluster import with_team_settings
 
 
 @dsl.pipeline(
@@ -27,6 +29,8 @@ def training_pipeline(
     gate_metric: str = "f1_macro",
     min_improvement: float = 0.0,
     floor: float = 0.5,
+    auto_promote: bool = True,
+    deploy_environment: str = "",
 ) -> str:
     """Training, evaluation and registration with a promotion gate.
 
@@ -43,6 +47,9 @@ def training_pipeline(
         gate_metric: metric the gate compares.
         min_improvement: how much the candidate must beat the champion by.
         floor: worst acceptable metric value.
+        auto_promote: move champion when the gate passes; off holds the version as challenger for a canary.
+        deploy_environment: ``dev``, ``staging`` or ``prod`` to roll the new champion out to KServe after
+            the gate (first rollout at 100%, later ones as a canary); empty: no deployment (local runs).
 
     Returns:
         The MLflow run id; its registered version carries the gate's decision and reason as tags.
@@ -62,7 +69,7 @@ def training_pipeline(
     evaluated.set_display_name("evaluate against champion")
     gate = register_model(
         run_id=trained.outputs["run_id"], registered_name=data.outputs["registered_name"],
-        gate_metric=gate_metric, min_improvement=min_improvement, floor=floor,
+        gate_metric=gate_metric, min_improvement=min_improvement, floor=floor, auto_promote=auto_promote,
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
     gate.after(evaluated)
     gate.set_display_name("register and gate")
@@ -72,4 +79,11 @@ def training_pipeline(
         promoted = promote_model(registered_name=data.outputs["registered_name"], run_id=trained.outputs["run_id"],
                                  pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         promoted.set_display_name("promote to champion")
+        with dsl.If(deploy_environment != "", name="deploy-configured"):
+            deployed = deploy_model(registered_name=data.outputs["registered_name"], version=promoted.output,
+                                    environment=deploy_environment, gate_decision=gate.output)
+            deployed.set_display_name("roll out to KServe")
+            with_team_settings(deployed)
+        with_team_settings(promoted)
+    with_team_settings(data, trained, evaluated, gate)
     return trained.outputs["run_id"]

@@ -44,6 +44,19 @@ def registered_name_for(dataset: str, name: str = "", team: str = "") -> str:
     return qualified_name(name or dataset_name(dataset), team)
 
 
+def check_write_access(registered_name: str, settings: Settings) -> str:
+    """Refuse a write to another team's model when this step acts for a team (``MLCYCLE_TEAM``).
+
+    On a multi-tenant cluster every step gets its team from the namespace's PodDefault, so a step can
+    only write ``<team>.<name>`` models. Without a team (single-tenant, local) there is nothing to enforce.
+    """
+    if settings.team:
+        from mlcycle.registry.tenancy import ensure_team_owns
+
+        ensure_team_owns(registered_name, settings.team)
+    return registered_name
+
+
 def resolve_registered_name(dataset: str, name: str, team: str, settings: Settings) -> str:
     """The registered name a run writes to; a step configured for one team may not write for another."""
     if team and settings.team and team != settings.team:
@@ -88,6 +101,7 @@ def run_training(train_path: str | Path, target: str, settings: Settings, *, reg
                  seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = ""
                  ) -> TrainingResult:
     """Train on the train split and record the MLflow run (experiment = registered name)."""
+    check_write_access(registered_name, settings)
     request = TrainingRequest(
         experiment=registered_name,
         model_type=model_type,
@@ -126,10 +140,18 @@ class GateOutcome:
     registered_name: str
     version: str
     decision: GateDecision
+    auto_promote: bool = True
 
     @property
     def promote(self) -> bool:
         return self.decision.promote
+
+    @property
+    def action(self) -> str:
+        """What the pipeline does next: ``promote``, ``hold`` (passed, awaiting a canary) or ``reject``."""
+        if self.decision.promote and not self.auto_promote:
+            return "hold"
+        return self.decision.decision
 
 
 def register_candidate(run_id: str, registered_name: str) -> str:
@@ -178,15 +200,27 @@ def gate_candidate(run_id: str, registered_name: str, version: str, policy: Gate
 
 
 def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, settings: Settings, *,
-                      decided_by: str | None = None) -> GateOutcome:
-    """:func:`register_candidate` then :func:`gate_candidate`, in one call."""
+                      decided_by: str | None = None, auto_promote: bool = True) -> GateOutcome:
+    """:func:`register_candidate` then :func:`gate_candidate`, in one call.
+
+    With ``auto_promote`` off, a version that passes the gate is held as ``challenger`` (for a canary
+    rollout first) and the outcome's :attr:`GateOutcome.action` is ``hold``; ``mlcycle promote`` moves
+    the champion later.
+    """
+    check_write_access(registered_name, settings)
     version = register_candidate(run_id, registered_name)
     decision = gate_candidate(run_id, registered_name, version, policy, settings, decided_by=decided_by)
-    return GateOutcome(registered_name, version, decision)
+    if decision.promote and not auto_promote:
+        versions.tag_version(registered_name, version, {
+            "mlcycle.gate.promotion": "held: automatic promotion is off; promote after the canary"})
+    return GateOutcome(registered_name, version, decision, auto_promote)
 
 
-def promote_run_version(registered_name: str, run_id: str, *, moved_by: str | None = None):
+def promote_run_version(registered_name: str, run_id: str, *, moved_by: str | None = None,
+                        settings: Settings | None = None):
     """:func:`promote_if_passed` for the version registered from ``run_id``."""
+    if settings is not None:
+        check_write_access(registered_name, settings)
     version = versions.version_of_run(registered_name, run_id)
     if version is None:
         raise InvalidInputError(f"run {run_id} has no registered version of {registered_name}", field="run_id")

@@ -38,3 +38,21 @@ def test_load_data_names_the_broken_rule(mlcycle_home, tmp_path):
         load_data.python_func(dataset=str(path), target="y", model_name="", team="", test_size=0.25, seed=0,
                               train_data=artifact(tmp_path / "a"), test_data=artifact(tmp_path / "b"))
     assert e.value.rule == "min_classes" and e.value.field == "y"
+
+
+def test_a_team_step_cannot_write_another_teams_model(mlcycle_home, tmp_path, monkeypatch):
+    """Every writing step checks the registered name against the step's team (MLCYCLE_TEAM)."""
+    from components.promote_model import promote_model
+    from components.register_model import register_model
+
+    monkeypatch.setenv("MLCYCLE_TEAM", "team-a")
+    with pytest.raises(PermissionDeniedError):
+        train_model.python_func(
+            train_data=artifact(tmp_path / "none"), target="target", registered_name="team-b.wine",
+            model_type="logistic_regression", params="{}", n_trials=0, seed=0, dataset="wine", data_hash="",
+            pipeline_run_id="")
+    with pytest.raises(PermissionDeniedError):
+        register_model.python_func(run_id="0" * 32, registered_name="team-b.wine", gate_metric="f1_macro",
+                                   min_improvement=0.0, floor=0.5, auto_promote=True, pipeline_run_id="")
+    with pytest.raises(PermissionDeniedError):
+        promote_model.python_func(registered_name="wine", run_id="0" * 32, pipeline_run_id="")

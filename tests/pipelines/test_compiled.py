@@ -13,16 +13,21 @@ def test_compiled_yaml_is_up_to_date(tmp_path):
     for path in written:
         committed = COMPILED_DIR / path.name
         assert committed.exists(), f"{committed} is missing: run `make compile` and commit it"
-        assert yaml.safe_load(path.read_text()) == yaml.safe_load(committed.read_text()), (
+        # Multi-document: the pipeline spec, then the Kubernetes platform spec (pod labels).
+        assert list(yaml.safe_load_all(path.read_text())) == list(yaml.safe_load_all(committed.read_text())), (
             f"{committed.name} is stale: run `make compile` and commit it")
 
 
 def test_compiled_steps_use_the_project_image_and_install_nothing():
     from mlcycle.config import COMPONENT_IMAGE
 
-    spec = yaml.safe_load((COMPILED_DIR / "training_pipeline.yaml").read_text())
+    spec, platform = yaml.safe_load_all((COMPILED_DIR / "training_pipeline.yaml").read_text())
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == 5
+    assert len(executors) == 6
+    # Every step carries the label that lets the team's PodDefault inject its settings.
+    labelled = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(labelled) == set(executors)
+    assert all(e["podMetadata"]["labels"] == {"mlcycle-settings": "true"} for e in labelled.values())
     for executor in executors.values():
         container = executor["container"]
         assert container["image"] == COMPONENT_IMAGE

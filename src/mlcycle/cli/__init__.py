@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 
-from mlcycle.cli.app import app, state
-
 # Importing a command module registers its commands on ``app``.
-from mlcycle.cli import commands_lifecycle  # noqa: E402,F401  (registration side effect)
-from mlcycle.cli import commands_serving  # noqa: E402,F401  (registration side effect)
-from mlcycle.cli import commands_monitoring  # noqa: E402,F401  (registration side effect)
-from mlcycle.cli import commands_deploy  # noqa: E402,F401  (registration side effect)
+from mlcycle.cli import (
+    commands_deploy,  # noqa: E402,F401  (registration side effect)
+    commands_lifecycle,  # noqa: E402,F401  (registration side effect)
+    commands_monitoring,  # noqa: E402,F401  (registration side effect)
+    commands_serving,  # noqa: E402,F401  (registration side effect)
+    demo,  # noqa: E402,F401  (registration side effect)
+)
+from mlcycle.cli.app import app, state
 
 __all__ = ["app", "main"]
 

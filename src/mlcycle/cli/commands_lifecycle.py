@@ -50,6 +50,9 @@ def run_training(
     gate_metric: str = typer.Option("f1_macro", "--gate-metric", help="Metric the gate compares."),
     min_improvement: float = typer.Option(0.0, "--min-improvement", help="How much the candidate must win by."),
     floor: float = typer.Option(0.5, "--floor", help="Worst acceptable metric value."),
+    promote: bool = typer.Option(True, "--promote/--no-promote",
+                                 help="Move champion when the gate passes; --no-promote holds the version as "
+                                      "challenger for a canary first (then `mlcycle promote`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show every step's log."),
 ) -> None:
@@ -71,7 +74,7 @@ def run_training(
     log_file = None if verbose else settings.log_dir / f"training-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     arguments = dict(dataset=dataset, target=target, model_name=name, team=settings.team, model_type=model,
                      params=json.dumps(params), n_trials=trials, test_size=test_size, seed=seed,
-                     gate_metric=gate_metric, min_improvement=min_improvement, floor=floor)
+                     gate_metric=gate_metric, min_improvement=min_improvement, floor=floor, auto_promote=promote)
     with console.status("running the training pipeline locally") as status:
         def on_step(step: str, result: str) -> None:
             mark = "[green]✓[/]" if result == "SUCCESS" else "[red]✗[/]"
@@ -104,6 +107,8 @@ def _print_summary(console, summary: dict) -> None:
         table.add_row(key, f"{value:.4f}" + (f"   (champion {champion:.4f})" if champion is not None else ""))
     colour = "green" if summary["decision"] == "promote" else "yellow"
     table.add_row("gate", f"[{colour}]{summary['decision']}[/]: {summary['reason']}")
+    if summary.get("promotion"):
+        table.add_row("promotion", summary["promotion"])
     table.add_row("aliases", ", ".join(f"{a} → v{v}" for a, v in sorted(summary["aliases"].items())) or "-")
     if summary.get("log_file"):
         table.add_row("log", summary["log_file"])

@@ -81,6 +81,7 @@ def version_summary(registered_name: str, version: str) -> dict:
         "run_id": v.run_id,
         "decision": status.decision,
         "reason": status.reason,
+        "promotion": status.tags.get("mlcycle.gate.promotion", ""),
         "aliases": {alias: str(ver) for alias, ver in (model.aliases or {}).items()},
         "metrics": {k.removeprefix("test_"): val for k, val in sorted(metrics.items()) if k.startswith("test_")},
         "champion_metrics": {k.removeprefix("champion_test_"): val for k, val in sorted(metrics.items())

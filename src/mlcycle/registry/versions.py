@@ -110,6 +110,12 @@ def alias_version(name: str, alias: str) -> str | None:
         return None
 
 
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    client = _client()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 def set_challenger(name: str, version: str) -> None:
     _client().set_registered_model_alias(name, CHALLENGER, version)
 
