@@ -40,7 +40,10 @@ manifests:
 	kubectl kustomize profiles > manifests/profiles.yaml
 	@ls -l manifests/
 
-bench: $(STAMP)
+# Every benchmark that runs in minutes; each prints its figures side by side with its baseline.
+bench: bench-pipeline bench-drift $(if $(wildcard benchmarks/bench_batch.py),bench-batch)
+
+bench-pipeline: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 # Serving benchmark of issue 3 (< 15 min; installs MLServer into benchmarks/.venv-mlserver on first run).
