@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     pushgateway_url: str | None = Field(
         default=None, description="Prometheus Pushgateway for drift/performance metrics; unset: no push."
     )
+    protected_environments: str = Field(
+        default="",
+        description="Comma-separated environments (e.g. 'prod') that serve only versions approved with "
+        "`mlcycle approve`; empty: none protected.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
     auth_keys_file: Path | None = Field(
@@ -93,6 +98,11 @@ class Settings(BaseSettings):
                 "starting and ending with a letter or digit, at most 63 characters"
             )
         return value
+
+    @property
+    def protected(self) -> frozenset[str]:
+        """The environments that need an approval (``MLCYCLE_PROTECTED_ENVIRONMENTS``)."""
+        return frozenset(e.strip() for e in self.protected_environments.split(",") if e.strip())
 
     @property
     def image(self) -> str:
@@ -151,6 +161,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["MLCYCLE_ARTIFACT_ROOT"] = settings.artifact_root
     if settings.s3_endpoint_url:
         env["MLCYCLE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    if settings.protected_environments:
+        env["MLCYCLE_PROTECTED_ENVIRONMENTS"] = settings.protected_environments
     return env
 
 

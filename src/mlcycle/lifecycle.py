@@ -18,6 +18,7 @@ import pandas as pd
 from mlcycle.config import Settings
 from mlcycle.data import QualityRules, content_hash, dataset_name, load_dataset, split_dataset, validate_dataset
 from mlcycle.errors import InvalidInputError, PermissionDeniedError
+from mlcycle.governance import audit
 from mlcycle.registry import versions
 from mlcycle.registry.gate import REJECT, GateDecision, GatePolicy, decide
 from mlcycle.registry.uris import CHAMPION, qualified_name
@@ -160,7 +161,10 @@ def register_candidate(run_id: str, registered_name: str) -> str:
 
     run = MlflowClient().get_run(run_id)
     lineage = {k: v for k, v in run.data.tags.items() if k in LINEAGE_TAGS}
-    return versions.register_version(registered_name, model_uri_of_run(run_id, run), run_id, tags=lineage)
+    version = versions.register_version(registered_name, model_uri_of_run(run_id, run), run_id, tags=lineage)
+    audit.record(registered_name, version, "registered", details={
+        "run_id": run_id, "dataset": lineage.get("mlcycle.dataset"), "data_hash": lineage.get("mlcycle.data_hash")})
+    return version
 
 
 def gate_candidate(run_id: str, registered_name: str, version: str, policy: GatePolicy, settings: Settings, *,

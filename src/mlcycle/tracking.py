@@ -65,8 +65,10 @@ def ensure_experiment(name: str, settings: Settings) -> str:
 
 def configured_settings(**overrides: object) -> Settings:
     """Settings from the environment (plus overrides), with MLflow configured: a component's first line."""
+    from mlcycle import logs
     from mlcycle.config import load_settings
 
     settings = load_settings(**overrides)
     configure(settings)
+    logs.configure(settings)  # JSON/text lines at MLCYCLE_LOG_LEVEL, component = the kfp function
     return settings

@@ -34,6 +34,18 @@ def _common(
 ) -> None:
     state.debug = debug
     state.overrides = {"home": home, "tracking_uri": tracking_uri, "team": team}
+    _configure_logs()
+
+
+def _configure_logs() -> None:
+    """Structured logs for every command (MLCYCLE_LOG_LEVEL/FORMAT); a bad setting is the command's to report."""
+    from contextlib import suppress
+
+    from mlcycle import logs
+    from mlcycle.errors import ConfigError
+
+    with suppress(ConfigError):
+        logs.configure(settings(), component="cli")
 
 
 def settings(**more: object):

@@ -30,7 +30,9 @@ from mlcycle.deploy.serving_state import (
     record_rollout,
     serving_tag,
 )
-from mlcycle.errors import InvalidInputError, ModelNotFoundError
+from mlcycle.errors import ApprovalRequiredError, InvalidInputError, ModelNotFoundError
+from mlcycle.governance import audit
+from mlcycle.governance.approvals import require_approval
 from mlcycle.registry.uris import parse_model_ref, qualified_name, split_name
 
 
@@ -59,6 +61,7 @@ def deploy_version(
     env = get_environment(environment)
     registered, _, _ = _target(model, team)
     client.get_model_version(registered, str(version))  # fail before touching the cluster
+    require_approval(registered, str(version), environment, client=client)  # protected environments
     isvc = render_inference_service(registered, environment, team=team, version=version)
     result = apply_inference_service(api, isvc, env.canary_percent)
     record_rollout(client, registered, str(version), environment, result)
@@ -84,6 +87,7 @@ def promote_canary(api: Any, client: Any, model: str, environment: str, *, team:
     get_environment(environment)
     registered, name, namespace = _target(model, team)
     version = _latest_version(api, name, namespace)
+    require_approval(registered, version, environment, client=client)  # revoked since the canary started?
     result = promote(api, name, namespace)
     record_rollout(client, registered, version, environment, result)
     return result
@@ -119,6 +123,8 @@ def _restore_alias(client: Any, registered: str, alias: str, rolled_back: str, e
     target = max(serving, key=int)
     client.set_registered_model_alias(registered, alias, target)
     client.set_model_version_tag(registered, target, serving_tag(environment, "alias_moved_from"), rolled_back)
+    audit.record(registered, target, "alias.moved", client=client, details={
+        "alias": alias, "from": rolled_back, "to": target, "reason": f"{environment} canary rolled back"})
 
 
 def analyze_canary(
@@ -158,10 +164,16 @@ def analyze_canary(
         window=window,
     )
     decision = decide_canary(champion_samples, canary_samples, policy)
+    audit.record(registered, max(canaries, key=int), "canary.analysis", client=client, details={
+        "environment": environment, "decision": decision.action, "reasons": "; ".join(decision.reasons)})
     if decision.action == "rollback":
         return decision, rollback_canary(api, client, registered, environment, team=team)
     if decision.action == "promote" and auto_promote:
-        return decision, promote_canary(api, client, registered, environment, team=team)
+        try:
+            return decision, promote_canary(api, client, registered, environment, team=team)
+        except ApprovalRequiredError as e:  # a healthy canary waits for its approval; others still analysed
+            audit.record(registered, max(canaries, key=int), "canary.promotion_refused", client=client,
+                         details={"environment": environment, "reason": e.message})
     return decision, None
 
 
@@ -266,5 +278,16 @@ def deploy_after_gate(
             if os.environ.get("KUBERNETES_SERVICE_HOST"):
                 raise  # inside a pod, missing credentials are a fault, not a local run
             return skip("no Kubernetes cluster configured (no in-cluster service account, no kubeconfig)")
+    try:
+        require_approval(registered, str(version), environment, settings=settings, client=client)
+    except ApprovalRequiredError as e:
+        # Fail fast instead of holding a pod until someone approves: the run fails with the command to
+        # run, the version says why, and `mlcycle deploy apply` (or a re-run) after approval proceeds.
+        client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"),
+                                     "awaiting_approval")
+        client.set_model_version_tag(registered, str(version), serving_tag(environment, "reason"), e.message)
+        audit.record(registered, version, "deploy.refused", client=client,
+                     details={"environment": environment, "reason": e.message})
+        raise
     result = deploy_version(api, client, registered, version, environment, team=team)
     return {**asdict(result), "model": registered, "version": str(version), "environment": environment}

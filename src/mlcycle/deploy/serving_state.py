@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlcycle.deploy.kube import RolloutResult
+from mlcycle.governance import audit
 
 TAG_PREFIX = "mlcycle.serving"
 SERVING, CANARY, RETIRED, ROLLED_BACK = "serving", "canary", "retired", "rolled_back"
@@ -120,3 +121,6 @@ def record_rollout(
         write(version, SERVING, 100)
         for v in previous:
             write(v, RETIRED, 0)
+    audit.record(registered_name, version, f"deploy.{result.action}", client=client, details={
+        "environment": environment, "traffic_percent": result.traffic_percent, "inference_service": where,
+        "replaces": ",".join(sorted(previous, key=int)) or None})

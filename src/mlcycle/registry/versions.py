@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mlcycle.errors import InvalidInputError, ModelNotFoundError
+from mlcycle.governance import audit
 from mlcycle.registry.gate import GateDecision
 from mlcycle.registry.uris import CHALLENGER, CHAMPION, split_name
 
@@ -117,7 +118,9 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
 
 
 def set_challenger(name: str, version: str) -> None:
+    previous = alias_version(name, CHALLENGER)
     _client().set_registered_model_alias(name, CHALLENGER, version)
+    audit.record(name, version, "alias.moved", details={"alias": CHALLENGER, "from": previous, "to": version})
 
 
 def record_decision(name: str, version: str, decision: GateDecision, decided_by: str | None = None) -> None:
@@ -135,6 +138,9 @@ def record_decision(name: str, version: str, decision: GateDecision, decided_by:
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    audit.record(name, version, "gate.decision", by=tags["mlcycle.gate.decided_by"], details={
+        k.removeprefix("mlcycle.gate."): v for k, v in tags.items() if k not in (
+            "mlcycle.gate.decided_by", "mlcycle.gate.decided_at")})
 
 
 @dataclass(frozen=True)
@@ -183,5 +189,7 @@ def set_champion(name: str, version: str, *, reason: str, moved_by: str | None =
     for key, value in tags.items():  # tags first: a crash before the move leaves only tags behind
         client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, CHAMPION, version)
+    audit.record(name, version, "alias.moved", by=tags["mlcycle.champion.by"],
+                 details={"alias": CHAMPION, "from": previous, "to": version, "reason": reason})
     log.info("champion of %s: %s -> v%s (%s)", name, f"v{previous}" if previous else "none", version, reason)
     return AliasMove(True, name, CHAMPION, version, previous, reason)

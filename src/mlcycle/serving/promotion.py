@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError, ModelNotFoundError, ServabilityError
+from mlcycle.governance import audit
+from mlcycle.governance.approvals import require_approval
 from mlcycle.registry.uris import CHALLENGER, CHAMPION, qualified_name
 
 TAG_PREVIOUS = "mlcycle.promotion.previous_champion"
@@ -63,7 +65,8 @@ def _alias_version(client, name: str, alias: str) -> str | None:
 
 
 def promote(
-    name: str, settings: Settings, *, by: str | None = None, reason: str = "", alias: str = CHALLENGER
+    name: str, settings: Settings, *, by: str | None = None, reason: str = "", alias: str = CHALLENGER,
+    environment: str = "prod",
 ) -> AliasMove:
     """Move ``champion`` to the version behind ``alias`` (the canary/challenger).
 
@@ -71,6 +74,8 @@ def promote(
         ModelNotFoundError: the model or its ``alias`` does not exist.
         InvalidInputError: that version already is the champion.
         ServabilityError: the version's ``mlcycle.servability`` tag says it failed the check.
+        ApprovalRequiredError: ``environment`` (local promotion serves what prod would) is protected
+            (``MLCYCLE_PROTECTED_ENVIRONMENTS``) and the version has no standing approval for it.
     """
     from mlflow.tracking import MlflowClient
 
@@ -79,6 +84,7 @@ def promote(
     target = _alias_version(client, registered, alias)
     if target is None:
         raise ModelNotFoundError(f"model {registered!r} has no {alias!r} alias: nothing to promote", field="name")
+    require_approval(registered, target, environment, settings=settings, client=client)
     current = _alias_version(client, registered, CHAMPION)
     if current == target:
         raise InvalidInputError(f"version {target} of {registered!r} already is the champion", field="name")
@@ -101,6 +107,8 @@ def promote(
     for key, value in tags.items():
         client.set_model_version_tag(registered, target, key, value)
     client.set_registered_model_alias(registered, CHAMPION, target)
+    audit.record(registered, target, "promotion.promote", by=tags[TAG_BY], client=client,
+                 details={"alias": CHAMPION, "from": current, "to": target, "reason": tags[TAG_REASON]})
     return AliasMove(registered, CHAMPION, current, target, "promote")
 
 
@@ -141,4 +149,6 @@ def rollback(name: str, settings: Settings, *, by: str | None = None, reason: st
     client.set_model_version_tag(registered, previous, TAG_ACTION, "rollback")
     client.set_model_version_tag(registered, previous, TAG_REASON, reason or f"rolled back from {current}")
     client.set_registered_model_alias(registered, CHAMPION, previous)
+    audit.record(registered, current, "promotion.rollback", by=who, client=client, details={
+        "alias": CHAMPION, "from": current, "to": previous, "reason": reason or f"rolled back from {current}"})
     return AliasMove(registered, CHAMPION, current, previous, "rollback")

@@ -1,0 +1,196 @@
+"""An append-only audit trail on each model version: who did what, when and why.
+
+Storage: one MLflow model-version tag per event, ``mlcycle.audit.<seq>.<nonce>``, whose value is a
+compact JSON object (``at``, ``by``, ``action``, details). Why tags on the version rather than a run of
+its own: the trail travels with the version (``get_model_version`` returns it, the MLflow UI shows it,
+a registry export carries it), it needs no extra experiment per model, and a version's tags are read
+by every part of mlcycle already. Why these keys:
+
+- ``<seq>`` (zero-padded, one more than the highest on the version) gives the order within a version;
+- ``<nonce>`` (random) makes two writers that raced for the same ``<seq>`` write two different keys,
+  so neither event silently replaces the other (MLflow's ``set_model_version_tag`` would overwrite);
+- :func:`append` reads the version first and refuses a key that exists (:class:`AuditWriteError`), and
+  nothing in mlcycle deletes or rewrites an ``mlcycle.audit.*`` tag.
+
+Someone with registry write access can still delete a tag through MLflow itself; the trail protects
+against the tools rewriting history, not against an administrator (the tracking server's database
+and its backups are the place for that).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mlcycle.errors import MlcycleError
+
+AUDIT_PREFIX = "mlcycle.audit."
+# MLflow limits a model-version tag value to 5,000 characters; keep each field well below.
+_MAX_FIELD = 1_000
+
+
+class AuditWriteError(MlcycleError):
+    """An audit entry exists already and would be overwritten (HTTP 409)."""
+
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of the trail.
+
+    Attributes:
+        name: registered model name.
+        version: model version.
+        seq: position within the version's trail (1, 2, ...).
+        key: the tag that holds it.
+        at: UTC ISO-8601 time, microseconds.
+        by: who acted (``MLCYCLE_ACTOR``, else the local user).
+        action: what happened, e.g. ``gate.decision``, ``alias.moved``, ``approval.granted``,
+            ``deploy.canary``, ``canary.analysis``, ``promotion.promote``, ``promotion.rollback``.
+        details: the rest (reasons, versions, environment, numbers).
+    """
+
+    name: str
+    version: str
+    seq: int
+    key: str
+    at: str
+    by: str
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "seq": self.seq, "at": self.at, "by": self.by,
+                "action": self.action, "details": dict(self.details)}
+
+    def summary(self) -> str:
+        """The details as ``key=value`` pairs, for one line of a timeline."""
+        return ", ".join(f"{k}={v}" for k, v in self.details.items() if v not in (None, ""))
+
+
+def _client(client: Any = None) -> Any:
+    if client is not None:
+        return client
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def _actor() -> str:
+    from mlcycle.registry.versions import actor
+
+    return actor()
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_FIELD:
+        return value[: _MAX_FIELD - 1] + "…"
+    return value
+
+
+def _seq_of(key: str) -> int | None:
+    head = key.removeprefix(AUDIT_PREFIX).split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def append(name: str, version: str, key: str, value: str, *, client: Any = None) -> None:
+    """Write one audit tag if, and only if, the version does not have it yet.
+
+    Raises:
+        AuditWriteError: ``key`` exists on the version (the trail is never rewritten).
+    """
+    if not key.startswith(AUDIT_PREFIX):
+        raise AuditWriteError(f"audit keys start with {AUDIT_PREFIX!r}, not {key!r}", field="key")
+    client = _client(client)
+    tags = client.get_model_version(name, str(version)).tags or {}
+    if key in tags:
+        raise AuditWriteError(
+            f"audit entry {key} of {name} v{version} exists; the audit trail is append-only", field="key"
+        )
+    client.set_model_version_tag(name, str(version), key, value)
+
+
+def record(name: str, version: str | int, action: str, *, details: dict[str, Any] | None = None,
+           by: str | None = None, client: Any = None) -> AuditEvent:
+    """Append an event to the trail of ``name`` version ``version`` and return it.
+
+    Args:
+        name: registered model name (team-qualified).
+        version: the version the event is about.
+        action: what happened (see :class:`AuditEvent`).
+        details: JSON-able facts; long strings are clipped, ``None`` values dropped.
+        by: who acted; default ``MLCYCLE_ACTOR`` or the local user.
+        client: an ``MlflowClient`` (default: one for the configured registry).
+    """
+    client = _client(client)
+    version = str(version)
+    tags = client.get_model_version(name, version).tags or {}
+    seqs = [s for k in tags if k.startswith(AUDIT_PREFIX) and (s := _seq_of(k)) is not None]
+    seq = max(seqs, default=0) + 1
+    key = f"{AUDIT_PREFIX}{seq:06d}.{secrets.token_hex(4)}"
+    event = AuditEvent(
+        name=name,
+        version=version,
+        seq=seq,
+        key=key,
+        at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        by=by or _actor(),
+        action=action,
+        details={k: _clip(v) for k, v in (details or {}).items() if v is not None},
+    )
+    value = json.dumps({"at": event.at, "by": event.by, "action": action, **event.details},
+                       sort_keys=True, separators=(",", ":"), default=str)
+    append(name, version, key, value, client=client)
+    return event
+
+
+def _parse(name: str, version: str, key: str, value: str) -> AuditEvent | None:
+    seq = _seq_of(key)
+    if seq is None:
+        return None
+    try:
+        body = json.loads(value)
+    except json.JSONDecodeError:
+        body = {"action": "unreadable", "raw": value}
+    if not isinstance(body, dict):
+        body = {"action": "unreadable", "raw": value}
+    at = str(body.pop("at", ""))
+    by = str(body.pop("by", ""))
+    action = str(body.pop("action", "unknown"))
+    return AuditEvent(name, version, seq, key, at, by, action, body)
+
+
+def version_events(name: str, version: str | int, *, client: Any = None) -> list[AuditEvent]:
+    """The trail of one version, in order."""
+    tags = _client(client).get_model_version(name, str(version)).tags or {}
+    parsed = [_parse(name, str(version), k, v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX)]
+    return sorted((e for e in parsed if e is not None), key=lambda e: (e.seq, e.at, e.key))
+
+
+def timeline(name: str, *, client: Any = None) -> list[AuditEvent]:
+    """Every version's trail of registered model ``name``, merged in time order.
+
+    Ties (same timestamp) keep version order, then each version's own sequence.
+    """
+    client = _client(client)
+    escaped = name.replace("'", "\\'")
+    events: list[AuditEvent] = []
+    for mv in client.search_model_versions(f"name = '{escaped}'"):
+        for key, value in (mv.tags or {}).items():
+            if key.startswith(AUDIT_PREFIX) and (event := _parse(name, str(mv.version), key, value)):
+                events.append(event)
+    return sorted(events, key=lambda e: (e.at, int(e.version), e.seq, e.key))
+
+
+def format_timeline(events: list[AuditEvent]) -> str:
+    """One line per event: ``<at>  v<version>  <action>  by <who>  <details>``."""
+    if not events:
+        return "no audit events recorded"
+    width = max(len(e.action) for e in events)
+    return "\n".join(
+        f"{e.at}  v{e.version:<4} {e.action:<{width}}  by {e.by}  {e.summary()}".rstrip() for e in events
+    )
