@@ -89,7 +89,7 @@ def stop_predictor(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def wine(tmp_path_factory) -> WineModels:
     saved = dict(os.environ)
-    models = build_wine_models(tmp_path_factory.mktemp("predictor-home"))
+    models = build_wine_models(tmp_path_factory.mktemp("predictor-home"), with_cancer=True)
     yield models
     os.environ.clear()
     os.environ.update(saved)
@@ -97,11 +97,14 @@ def wine(tmp_path_factory) -> WineModels:
 
 @pytest.fixture(scope="session")
 def predictor(wine, tmp_path_factory):
-    """Champion v1 (forest) with canary v2 (logistic regression) at 30%, gRPC on, payload log on."""
+    """Two models: wine (champion v1, a forest, with canary v2, a logistic regression, at 30%) and cancer
+    (version 1); gRPC on, payload log on."""
     env = {**wine.env, "MLCYCLE_SERVING_POLL_SECONDS": "0", "MLCYCLE_SERVING_MAX_ROWS": "100"}
     log = tmp_path_factory.mktemp("logs") / "predictor.log"
     p = start_predictor(
-        ["models:/wine@champion", "--canary", "models:/wine@challenger", "--canary-percent", "30"], env, log
+        ["models:/wine@champion", "models:/cancer/1", "--canary", "models:/wine@challenger", "--canary-percent", "30"],
+        env,
+        log,
     )
     yield p
     stop_predictor(p.proc)

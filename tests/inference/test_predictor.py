@@ -165,8 +165,12 @@ BAD_INPUTS = [
     ("/v2/models/wine/infer", {"outputs": []}, 400, '"inputs": a list of tensors'),
     ("/v2/models/wine/infer", [1, 2], 400, "must be a JSON object"),
     ("/v2/models/wine/infer", {"inputs": [{"name": "x", "shape": [1, 13]}]}, 400, "lacks 'datatype', 'data'"),
-    ("/v2/models/wine/infer", {"inputs": [{"name": "x", "shape": "1x13", "datatype": "FP64", "data": ROW}]},
-     400, "shape must be a list of integers"),
+    (
+        "/v2/models/wine/infer",
+        {"inputs": [{"name": "x", "shape": "1x13", "datatype": "FP64", "data": ROW}]},
+        400,
+        "shape must be a list of integers",
+    ),
     ("/v2/models/wine/infer", {**_t([1, 13], ROW), "outputs": [{"name": "colour"}]}, 400, "unknown output(s)"),
     ("/v2/models/nope/infer", _t([1, 13], ROW), 404, "nope"),
     ("/v2/models/wine/versions/9/infer", _t([1, 13], ROW), 404, "version 9 is not served"),
@@ -261,3 +265,22 @@ def test_metrics_count_requests(predictor):
     assert 'mlcycle_model_info{model="wine",role="canary",version="2"} 1.0' in text
     assert 'mlcycle_canary_traffic_percent{model="wine"} 30.0' in text
     assert "mlcycle_predictions_total" in text
+
+
+def test_several_models_in_one_server(predictor, wine):
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).data.sample(7, random_state=1)
+    est = wine.estimators["cancer/1"]
+    with predictor.client() as c:
+        assert sorted(c.get("/v2/models").json()["models"]) == ["cancer", "wine"]
+        assert c.get("/v2/models/cancer").json()["versions"] == ["1"]
+        r = c.post("/v2/models/cancer/infer", json=v2_tensor(frame.to_numpy()))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model_name"] == "cancer" and body["model_version"] == "1"
+        out = {o["name"]: o for o in body["outputs"]}
+        assert out["predictions"]["data"] == est.predict(frame).tolist()
+        np.testing.assert_allclose(np.reshape(out["probabilities"]["data"], (-1, 2)), est.predict_proba(frame))
+        wrong = c.post("/v2/models/cancer/infer", json=v2_tensor(wine.X.head(1).to_numpy()))
+        assert wrong.status_code == 400 and "expected [N, 30]" in wrong.json()["error"]

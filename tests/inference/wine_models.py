@@ -50,7 +50,7 @@ def log_wine_model(
     return est, str(info.registered_model_version)
 
 
-def build_wine_models(home: Path) -> WineModels:
+def build_wine_models(home: Path, *, with_cancer: bool = False) -> WineModels:
     from mlflow.tracking import MlflowClient
     from sklearn.datasets import load_wine
 
@@ -79,9 +79,16 @@ def build_wine_models(home: Path) -> WineModels:
     experiment = tracking.ensure_experiment("serving-tests", settings)  # artifacts under MLCYCLE_HOME
     rf, v1 = log_wine_model("random_forest", "wine", X, y, {"n_estimators": 10, "max_depth": 4}, experiment)
     lr, v2 = log_wine_model("logistic_regression", "wine", X, y, {"C": 0.01}, experiment)
+    estimators = {v1: rf, v2: lr}
+    if with_cancer:  # a second model in the same server: breast cancer, version 1 of "cancer"
+        from sklearn.datasets import load_breast_cancer
+
+        cancer = load_breast_cancer(as_frame=True)
+        est, version = log_wine_model(
+            "logistic_regression", "cancer", cancer.data, cancer.target, {"C": 0.1}, experiment
+        )
+        estimators[f"cancer/{version}"] = est
     client = MlflowClient()
     client.set_registered_model_alias("wine", "champion", v1)
     client.set_registered_model_alias("wine", "challenger", v2)
-    return WineModels(
-        home=home, env=env, settings=settings, X=X, y=y, estimators={v1: rf, v2: lr}, experiment_id=experiment
-    )
+    return WineModels(home=home, env=env, settings=settings, X=X, y=y, estimators=estimators, experiment_id=experiment)
