@@ -14,7 +14,8 @@ def test_compiles_with_retraining_nested_under_the_drift_condition(tmp_path):
 
     path = tmp_path / "monitoring.yaml"
     compiler.Compiler().compile(monitoring_pipeline, str(path))
-    spec = yaml.safe_load(path.read_text())
+    # kfp appends a second document when a step carries Kubernetes platform settings.
+    spec = next(yaml.safe_load_all(path.read_text()))
     root = spec["root"]["dag"]["tasks"]
     assert {"check-drift", "check-performance"} <= set(root)
     condition = next(t for name, t in root.items() if name.startswith("condition"))

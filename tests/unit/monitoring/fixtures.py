@@ -67,9 +67,9 @@ def wine_fixture(monitoring_home, logged_wine, tmp_path, monkeypatch) -> Wine:
     """A freshly registered ``wine-<n>@champion`` with its own payload directory (MLCYCLE_HOME/payloads)."""
     model, uri, features = logged_wine
     name = f"wine-{next(_names)}"
-    version = register(uri, name)
     monkeypatch.setenv("MLCYCLE_HOME", str(monitoring_home.home_dir))
     for var in _CLEARED:
         monkeypatch.delenv(var, raising=False)
     tracking.configure(monitoring_home)  # another module's fixture may have pointed MLflow elsewhere
+    version = register(uri, name)
     return Wine(monitoring_home, model, name, str(version.version), features, str(tmp_path / "payloads"))
