@@ -11,6 +11,7 @@ import sys
 # Importing a command module registers its commands on ``app``.
 from mlcycle.cli import (
     commands_deploy,  # noqa: E402,F401  (registration side effect)
+    commands_governance,  # noqa: E402,F401  (registration side effect)
     commands_lifecycle,  # noqa: E402,F401  (registration side effect)
     commands_monitoring,  # noqa: E402,F401  (registration side effect)
     commands_serving,  # noqa: E402,F401  (registration side effect)
