@@ -11,6 +11,7 @@ import sys
 # Importing a command module registers its commands on ``app``.
 from mlcycle.cli import (
     commands_deploy,  # noqa: E402,F401  (registration side effect)
+    commands_kfp,  # noqa: E402,F401  (registration side effect)
     commands_governance,  # noqa: E402,F401  (registration side effect)
     commands_lifecycle,  # noqa: E402,F401  (registration side effect)
     commands_monitoring,  # noqa: E402,F401  (registration side effect)
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlcycle.errors import MlcycleError
 
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="mlcycle", standalone_mode=False)
     except MlcycleError as e:
         if state.debug:
             raise
@@ -41,15 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # a real fault: one line, with the hint to see more
         import click
+        import typer
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
+        # Typer >= 0.20 vendors Click: its usage errors are typer.TyperException, not click's classes.
+        if isinstance(e, click.exceptions.ClickException | typer.TyperException):
+            hint = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) is not None else ""
+            print(f"error: {e.format_message()}{hint}", file=sys.stderr)
             return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, click.exceptions.Abort | typer.Abort):
             print("aborted", file=sys.stderr)
             return 1
         if state.debug:
             raise
         print(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
         return 1
-    return 0
+    # Without standalone mode Click returns typer.Exit's code instead of exiting with it.
+    return result if isinstance(result, int) else 0
