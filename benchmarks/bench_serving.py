@@ -506,18 +506,6 @@ def _without_feature_names(estimator: Any) -> Any:
     return clone
 
 
-def _p50_ms(fn: Any, seconds: float) -> float:
-    for _ in range(5):
-        fn()
-    samples = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and len(samples) < 20_000:
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1000
-
-
 _loaded: dict[str, Any] = {}
 
 
@@ -544,7 +532,18 @@ def floor_functions(model: BenchModel, rows: int, home: Path) -> dict[str, Any]:
 
 
 def floor_ms(calls: dict[str, Any], seconds: float) -> dict[str, float]:
-    return {label: _p50_ms(fn, seconds) for label, fn in calls.items()}
+    """p50 of each call, sampled round-robin so that they share whatever else the machine is doing."""
+    for fn in calls.values():
+        for _ in range(5):
+            fn()
+    samples: dict[str, list[float]] = {label: [] for label in calls}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(samples["predict"]) < 20_000:
+        for label, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[label].append(time.perf_counter() - t0)
+    return {label: statistics.median(values) * 1000 for label, values in samples.items()}
 
 
 # -- report ----------------------------------------------------------------------------------------------
@@ -630,6 +629,14 @@ def print_targets(report: Report) -> None:
     for label, measured, met in targets(report):
         verdict = "n/a " if met is None else ("MET " if met else "MISS")
         print(f"  [{verdict}] {label:58} {measured}")
+    overheads = []
+    for key, values in report.floors.items():
+        model, n = key.split("/")
+        run = report.get("mlcycle", model, int(n), 1)
+        if run and "mlcycle.serving.predict" in values:
+            overheads.append(f"{key} {run.p50_ms - values['mlcycle.serving.predict']:+.2f} ms")
+    if overheads:
+        print("  info: 1c p50 over mlcycle's own in-process predict (HTTP + decode + encode): " + ", ".join(overheads))
     for note in report.notes:
         print(f"  note: {note}")
 
@@ -702,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
                 servers.remove(server)
                 procs.stop(server.proc)
         log(f"servers answer correctly; loading each for {duration} s per cell, alternating")
-        floor_seconds = 1.0 if args.quick else 3.0
+        floor_seconds = 1.5 if args.quick else 5.0
         report.notes.append(
             "MLServer's MLflow runtime returns predict() only; mlcycle's predictor also returns probabilities"
         )
