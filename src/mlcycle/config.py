@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     pushgateway_url: str | None = Field(
         default=None, description="Prometheus Pushgateway for drift/performance metrics; unset: no push."
     )
+    labels_uri: str | None = Field(
+        default=None,
+        description="Where delayed ground-truth labels go (s3:// on a cluster); default: MLCYCLE_HOME/labels.",
+    )
     protected_environments: str = Field(
         default="",
         description="Comma-separated environments (e.g. 'prod') that serve only versions approved with "

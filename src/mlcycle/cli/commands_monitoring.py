@@ -143,7 +143,9 @@ def ingest_labels(
 
     settings = configured_settings()
     name = qualified_name(model.removeprefix("models:/").split("@")[0].split("/")[0], settings.team)
-    result = perf.ingest_labels(path, name, settings.home_dir / "labels")
+    result = perf.ingest_labels(
+        path, name, perf.default_labels_root(settings), s3_endpoint_url=settings.s3_endpoint_url
+    )
     typer.echo(f"ingested {result['rows']} labels for {name} -> {result['path']}")
 
 

@@ -67,28 +67,75 @@ def read_label_file(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def ingest_labels(path: str | Path, model_name: str, root: str | Path) -> dict[str, Any]:
-    """Validate the label file at ``path`` and store it for ``model_name`` under ``root``."""
+def ingest_labels(
+    path: str | Path, model_name: str, root: str | Path, *, s3_endpoint_url: str | None = None
+) -> dict[str, Any]:
+    """Validate the label file at ``path`` and store it for ``model_name`` under ``root`` (a directory or
+    an ``s3://`` prefix)."""
+    import io
+
     frame = read_label_file(path)
     frame["ingested_at"] = pd.Timestamp.now(tz="UTC")
-    directory = Path(root) / model_name.rpartition(".")[2]
-    directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    target = directory / f"labels-{stamp}-{os.getpid()}.parquet"
-    frame.to_parquet(target, index=False)
-    return {"rows": len(frame), "path": str(target), "model": model_name}
+    name = f"labels-{stamp}-{os.getpid()}.parquet"
+    base = model_name.rpartition(".")[2]
+    root = str(root)
+    if root.startswith("s3://"):
+        bucket, key_prefix = _s3_location(root, base)
+        body = io.BytesIO()
+        frame.to_parquet(body, index=False)
+        _s3_client(s3_endpoint_url).put_object(Bucket=bucket, Key=key_prefix + name, Body=body.getvalue())
+        target = f"s3://{bucket}/{key_prefix}{name}"
+    else:
+        directory = Path(root) / base
+        directory.mkdir(parents=True, exist_ok=True)
+        target = str(directory / name)
+        frame.to_parquet(target, index=False)
+    return {"rows": len(frame), "path": target, "model": model_name}
 
 
-def read_labels(root: str | Path, model_name: str) -> pd.DataFrame:
-    """Every label stored for ``model_name``; a later ingestion of the same key wins."""
-    directory = Path(root) / model_name.rpartition(".")[2]
-    files = sorted(directory.glob("labels-*.parquet")) if directory.is_dir() else []
-    if not files:
+def read_labels(root: str | Path, model_name: str, *, s3_endpoint_url: str | None = None) -> pd.DataFrame:
+    """Every label stored for ``model_name`` under ``root``; a later ingestion of the same key wins."""
+    import io
+
+    base = model_name.rpartition(".")[2]
+    root = str(root)
+    if root.startswith("s3://"):
+        bucket, key_prefix = _s3_location(root, base)
+        client = _s3_client(s3_endpoint_url)
+        keys = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].rpartition("/")[2].startswith("labels-")]
+        frames = [
+            pd.read_parquet(io.BytesIO(client.get_object(Bucket=bucket, Key=k)["Body"].read())) for k in sorted(keys)
+        ]
+    else:
+        directory = Path(root) / base
+        frames = [pd.read_parquet(f) for f in sorted(directory.glob("labels-*.parquet"))] if directory.is_dir() else []
+    if not frames:
         return pd.DataFrame(
             {"request_id": pd.Series(dtype=str), "row": pd.Series(dtype="int64"), LABEL: pd.Series(dtype=object)}
         )
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
     return frame.sort_values("ingested_at", kind="stable").drop_duplicates(KEYS, keep="last")[[*KEYS, LABEL]]
+
+
+def default_labels_root(settings) -> str:
+    """Where delayed labels live: ``MLCYCLE_LABELS_URI`` (``s3://`` on a cluster) or ``MLCYCLE_HOME/labels``."""
+    return settings.labels_uri or str(settings.home_dir / "labels")
+
+
+def _s3_location(root: str, base: str) -> tuple[str, str]:
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise InvalidInputError(f"labels location {root!r} names no bucket", field="labels_uri")
+    return bucket, "/".join(p for p in (prefix.strip("/"), base) if p) + "/"
+
+
+def _s3_client(endpoint_url: str | None):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url)
 
 
 def _comparable(predictions: pd.Series, labels: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -126,7 +173,7 @@ def check_performance(
     since: str | None = None,
     until: str | None = None,
     source: str | None = None,
-    labels_root: str | Path | None = None,
+    labels_root: str | None = None,
     min_accuracy: float = 0.8,
     min_labels: int = 30,
     log_to_mlflow: bool = True,
@@ -147,7 +194,7 @@ def check_performance(
     )
     if not payloads.empty and "model_version" in payloads.columns:
         payloads = payloads[payloads["model_version"].astype(str) == number]
-    labels = read_labels(labels_root or settings.home_dir / "labels", name)
+    labels = read_labels(labels_root or default_labels_root(settings), name, s3_endpoint_url=settings.s3_endpoint_url)
     result = compute_performance(payloads, labels, min_labels=min_labels)
     below = result["status"] == "ok" and result["accuracy"] < min_accuracy
     summary = {

@@ -98,3 +98,24 @@ def test_label_file_must_exist_and_be_csv_or_parquet(tmp_path):
     (tmp_path / "labels.json").write_text("{}")
     with pytest.raises(InvalidInputError):
         read_label_file(tmp_path / "labels.json")
+
+
+def test_labels_round_trip_through_s3(tmp_path, monkeypatch):
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(var, value)
+    pd.DataFrame({"request_id": ["a", "b"], "label": [1, 2]}).to_csv(tmp_path / "first.csv", index=False)
+    pd.DataFrame({"request_id": ["b"], "label": [0]}).to_csv(tmp_path / "fix.csv", index=False)
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="mlcycle")
+        stored = ingest_labels(tmp_path / "first.csv", "team-a.wine", "s3://mlcycle/labels/team-a")
+        assert stored["path"].startswith("s3://mlcycle/labels/team-a/wine/labels-")
+        ingest_labels(tmp_path / "fix.csv", "team-a.wine", "s3://mlcycle/labels/team-a")
+        labels = read_labels("s3://mlcycle/labels/team-a", "team-a.wine").sort_values("request_id")
+        assert labels["label"].tolist() == [1, 0]  # the later ingestion of b wins
+        assert read_labels("s3://mlcycle/labels/team-b", "team-b.wine").empty
