@@ -1,0 +1,197 @@
+"""Streaming tables in and out of a batch job: chunked reads, and Parquet written to a staging file.
+
+Inputs are CSV (``pandas.read_csv(chunksize=...)``) or Parquet (``pyarrow.parquet.ParquetFile.iter_batches``),
+from a local path or an ``s3://`` URI. An ``s3://`` object is first copied to a local temporary file by
+boto3 (streamed to disk with the endpoint from settings, MinIO on a cluster), so memory stays bounded by
+the chunk size whatever the file's size.
+
+Outputs are Parquet written one chunk at a time (``pyarrow.parquet.ParquetWriter``) to a staging file
+next to the destination; :meth:`StagedParquet.commit` renames it into place (or uploads it, for
+``s3://``) only when the whole job succeeded, so a failed job leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mlcycle.data.io import is_s3, s3_client, split_s3, table_format
+from mlcycle.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class InputTable:
+    """An input table opened for chunked reading.
+
+    Attributes:
+        uri: what the caller named (path or ``s3://`` URI).
+        path: the local file read (a temporary copy for ``s3://``).
+        kind: ``csv`` or ``parquet``.
+        columns: the table's column names, in file order.
+        num_rows: the row count when the format records it (Parquet), else ``None``.
+    """
+
+    uri: str
+    path: Path
+    kind: str
+    columns: tuple[str, ...]
+    num_rows: int | None
+
+
+@contextlib.contextmanager
+def open_input(uri: str, *, endpoint_url: str | None = None) -> Iterator[InputTable]:
+    """Open a CSV or Parquet table (local or ``s3://``) for :func:`iter_chunks`.
+
+    Raises:
+        InvalidInputError: unknown format, missing file or object, or a file that does not parse.
+    """
+    kind = table_format(uri)
+    tmp_dir = None
+    try:
+        if is_s3(uri):
+            tmp_dir = Path(tempfile.mkdtemp(prefix="mlcycle-batch-in-"))
+            path = tmp_dir / Path(split_s3(uri)[1]).name
+            _download(uri, path, endpoint_url)
+        else:
+            path = Path(uri)
+            if not path.is_file():
+                raise InvalidInputError(f"no such file: {uri}", field="input")
+        try:
+            if kind == "parquet":
+                import pyarrow.parquet as pq
+
+                meta = pq.ParquetFile(path)
+                columns, num_rows = tuple(meta.schema_arrow.names), meta.metadata.num_rows
+            else:
+                columns, num_rows = tuple(str(c) for c in pd.read_csv(path, nrows=0).columns), None
+        except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise InvalidInputError(f"cannot read {uri}: {e}", field="input") from e
+        yield InputTable(uri=uri, path=path, kind=kind, columns=columns, num_rows=num_rows)
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _download(uri: str, path: Path, endpoint_url: str | None) -> None:
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3(uri)
+    try:
+        s3_client(endpoint_url).download_file(bucket, key, str(path))
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchKey", "NoSuchBucket"):
+            raise InvalidInputError(f"no such object: {uri}", field="input") from e
+        raise
+
+
+def iter_chunks(table: InputTable, columns: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The table's ``columns`` as DataFrames of at most ``chunk_rows`` rows, each indexed from 0.
+
+    Raises:
+        InvalidInputError: the file stops parsing part-way (the message names the file).
+    """
+    try:
+        if table.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(table.path) as f:
+                for batch in f.iter_batches(batch_size=chunk_rows, columns=list(columns)):
+                    yield batch.to_pandas()
+        else:
+            with pd.read_csv(table.path, usecols=list(columns), chunksize=chunk_rows) as reader:
+                for chunk in reader:
+                    yield chunk.reset_index(drop=True)
+    except (ValueError, OSError) as e:
+        raise InvalidInputError(f"cannot read {table.uri}: {e}", field="input") from e
+
+
+def check_output_uri(uri: str, what: str = "output") -> None:
+    """Outputs are Parquet: ``.parquet`` or ``.pq`` (local path or ``s3://``)."""
+    if table_format(uri) != "parquet":
+        raise InvalidInputError(f"{what} {uri!r} must be a .parquet file", field=what)
+    if is_s3(uri):
+        split_s3(uri)
+
+
+class StagedParquet:
+    """A Parquet file written chunk by chunk to a staging file; in place only after :meth:`commit`.
+
+    The first table written fixes the file's schema; later tables are cast to it (a CSV column that is
+    empty in one chunk and filled in the next still lands in one column type).
+    """
+
+    def __init__(self, uri: str, *, endpoint_url: str | None = None) -> None:
+        self.uri = uri
+        self._endpoint_url = endpoint_url
+        self._tmp_dir: Path | None = None
+        if is_s3(uri):
+            self._tmp_dir = Path(tempfile.mkdtemp(prefix="mlcycle-batch-out-"))
+            self.staging = self._tmp_dir / "part.parquet"
+        else:
+            dest = Path(uri)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self.staging = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        self._writer = None
+        self.schema = None
+        self.rows = 0
+
+    def write(self, table) -> None:  # table: pyarrow.Table
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+            self.schema = pa.schema(fields)
+            self._writer = pq.ParquetWriter(self.staging, self.schema)
+        if table.schema != self.schema:
+            table = self._cast(table)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def _cast(self, table):
+        import pyarrow as pa
+
+        columns = []
+        for f in self.schema:
+            column = table.column(f.name)
+            try:
+                columns.append(column.cast(f.type) if column.type != f.type else column)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise InvalidInputError(
+                    f"column {f.name!r} changes type within the input ({f.type} earlier, {column.type} "
+                    f"later) and cannot be written as one Parquet column: {e}",
+                    field=f.name,
+                ) from e
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def commit(self) -> None:
+        """Finish the file and move it into place (upload it, for ``s3://``)."""
+        self._close()
+        try:
+            if self._tmp_dir is not None:
+                bucket, key = split_s3(self.uri)
+                s3_client(self._endpoint_url).upload_file(str(self.staging), bucket, key)
+            else:
+                os.replace(self.staging, self.uri)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop the staging file: nothing appears at the destination."""
+        self._close()
+        self.staging.unlink(missing_ok=True)
+        if self._tmp_dir is not None:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
