@@ -1,8 +1,14 @@
 """Optional API-key / bearer-token authentication for the local predictor.
 
-On a cluster, authentication is Istio's and Kubeflow's job (an ``AuthorizationPolicy`` on the
-InferenceService's namespace, and the Kubeflow profile that owns it); this module is for the local
-server, or a predictor exposed without a mesh. It is off unless keys are configured.
+This module is for the local server, or a predictor exposed without a mesh. It is off unless keys are
+configured. On a cluster, leave it off and let the platform do it:
+
+* Kubeflow's profile controller gives each team's namespace Istio ``AuthorizationPolicy`` objects, and
+  the Istio ingress gateway authenticates users (oauth2-proxy/Dex) before a request reaches KServe.
+* For service-to-service callers, add a ``RequestAuthentication`` (JWT issuer and JWKS) and an
+  ``AuthorizationPolicy`` in the team's namespace that selects the InferenceService's pods and allows
+  only the calling service accounts (``source.principals``) or token claims (``request.auth.claims``).
+  Tokens never reach the predictor's code, and the namespace boundary already says the team.
 
 Keys come from either source, or both:
 
@@ -137,9 +143,7 @@ class Authenticator:
         """
         presented = _credential(headers)
         if presented is None:
-            raise AuthenticationError(
-                "missing credentials: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-            )
+            raise AuthenticationError("missing credentials: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
         digest = _digest(presented)
         match: _Key | None = None
         for key in self._keys:  # compare against every key: the time does not say which one matched

@@ -103,9 +103,7 @@ def test_keys_are_never_held_or_echoed(auth, caplog):
         ("team-a:two words\n", "entry 1: the key contains whitespace"),
     ],
 )
-def test_malformed_keys_file_fails_at_start_naming_the_line(
-    tmp_path, monkeypatch, no_key_env, content, fragment
-):
+def test_malformed_keys_file_fails_at_start_naming_the_line(tmp_path, monkeypatch, no_key_env, content, fragment):
     keys = tmp_path / "keys.txt"
     keys.write_text(content)
     monkeypatch.setenv("MLCYCLE_AUTH_KEYS_FILE", str(keys))

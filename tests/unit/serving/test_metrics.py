@@ -52,8 +52,7 @@ def test_requests_latency_and_classes_have_the_contract_names(single_process):
     assert s[("mlcycle_request_duration_seconds_bucket", labels(**REST, le="0.001"))] == 1
     assert s[("mlcycle_request_duration_seconds_bucket", labels(**REST, le="0.005"))] == 2
     by_class = {
-        c: s[("mlcycle_predictions_total", labels(model="wine", version="3", **{"class": c}))]
-        for c in ("0", "1", "2")
+        c: s[("mlcycle_predictions_total", labels(model="wine", version="3", **{"class": c}))] for c in ("0", "1", "2")
     }
     assert by_class == {"0": 1, "1": 4, "2": 2}
 
