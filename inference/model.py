@@ -441,6 +441,13 @@ def _requested_outputs(payload: dict) -> set[str] | None:
     return names
 
 
+def _jsonable(array: np.ndarray) -> Any:
+    """Numeric arrays go to orjson as they are (``OPT_SERIALIZE_NUMPY``, no Python list); others as lists."""
+    if array.dtype.kind in "biuf" and array.dtype.byteorder in "=|":
+        return np.ascontiguousarray(array)
+    return array.tolist()
+
+
 def _v2_json_response(
     name: str, sv: ServedVersion, result: Prediction, request_id: str, wanted: set[str] | None
 ) -> dict[str, Any]:
@@ -448,24 +455,24 @@ def _v2_json_response(
     outputs = []
     if wanted is None or "predictions" in wanted:
         outputs.append(
-            {"name": "predictions", "shape": [len(preds)], "datatype": v2_datatype(preds), "data": preds.tolist()}
+            {"name": "predictions", "shape": [len(preds)], "datatype": v2_datatype(preds), "data": _jsonable(preds)}
         )
     if result.probabilities is not None and (wanted is None or "probabilities" in wanted):
         proba = result.probabilities
         outputs.append(
-            {"name": "probabilities", "shape": list(proba.shape), "datatype": "FP64", "data": proba.ravel().tolist()}
+            {"name": "probabilities", "shape": list(proba.shape), "datatype": "FP64", "data": _jsonable(proba.ravel())}
         )
     return {"id": request_id, "model_name": name, "model_version": sv.version, "outputs": outputs}
 
 
 def _v1_response(name: str, sv: ServedVersion, result: Prediction) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "predictions": result.predictions.tolist(),
+        "predictions": _jsonable(result.predictions),
         "model_name": name,
         "model_version": sv.version,
     }
     if result.probabilities is not None:
-        body["probabilities"] = result.probabilities.tolist()
+        body["probabilities"] = _jsonable(result.probabilities)
         body["classes"] = result.classes.tolist()
     return body
 

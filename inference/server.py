@@ -49,6 +49,9 @@ GRPC_STATUS = {
 }
 
 
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
 def _loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
@@ -131,13 +134,13 @@ class PredictorRESTServer(RESTServer):
                     return Response(content, headers=extra, media_type="application/octet-stream")
                 return Response(orjson.dumps(content), headers=extra, media_type="application/json")
             result, extra = await m.infer_json("v2-rest", _loads(body), headers, params.get("model_version"))
-            return Response(orjson.dumps(result), headers=extra, media_type="application/json")
+            return Response(orjson.dumps(result, option=JSON_OPTIONS), headers=extra, media_type="application/json")
 
         async def predict_v1(request: Request) -> Response:
             """v1 REST predict, same fast path."""
             m = model(request.path_params["model_name"])
             result, extra = await m.infer_json("v1", _loads(await request.body()), request.headers)
-            return Response(orjson.dumps(result), headers=extra, media_type="application/json")
+            return Response(orjson.dumps(result, option=JSON_OPTIONS), headers=extra, media_type="application/json")
 
         app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
         app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
