@@ -106,7 +106,10 @@ def iter_chunks(table: InputTable, columns: Sequence[str], chunk_rows: int) -> I
                 for batch in f.iter_batches(batch_size=chunk_rows, columns=list(columns)):
                     yield batch.to_pandas()
         else:
-            with pd.read_csv(table.path, usecols=list(columns), chunksize=chunk_rows) as reader:
+            # round_trip: pandas' default fast float parser can be one unit in the last place off, and a
+            # row must reach the model with the bits the online client would have sent.
+            with pd.read_csv(table.path, usecols=list(columns), chunksize=chunk_rows,
+                             float_precision="round_trip") as reader:
                 for chunk in reader:
                     yield chunk.reset_index(drop=True)
     except (ValueError, OSError) as e:

@@ -10,6 +10,7 @@ import sys
 
 # Importing a command module registers its commands on ``app``.
 from mlcycle.cli import (
+    commands_batch,  # noqa: E402,F401  (registration side effect)
     commands_deploy,  # noqa: E402,F401  (registration side effect)
     commands_kfp,  # noqa: E402,F401  (registration side effect)
     commands_governance,  # noqa: E402,F401  (registration side effect)
