@@ -183,10 +183,20 @@ def test_shifted_traffic_through_the_predictor_fires_the_drift_and_accuracy_aler
             summary = check_drift(f"models:/{wine.name}@champion", settings, since="1h")
             assert summary["dataset_drift"] is True and summary["rows"] == 300
             assert summary["pushed_to"] == settings.pushgateway_url
+            assert summary["prediction_score"] is not None, summary
 
             alert = wait_for(lambda: firing(prom, "MlcycleDriftDetected", wine.name), what="drift alert firing")
             assert alert["labels"]["version"] == wine.version
             assert alert["labels"]["severity"] == "warning"
+
+            expected_scores = len(wine.features) + 1  # one per feature and one for the prediction column
+
+            def scores_scraped() -> int | None:
+                query = f'count(mlcycle_drift_column_score{{model="{wine.name}"}})'
+                result = httpx.get(f"{prom}/api/v1/query", timeout=5, params={"query": query}).json()["data"]["result"]
+                return int(result[0]["value"][1]) if result and int(result[0]["value"][1]) == expected_scores else None
+
+            wait_for(scores_scraped, what=f"{expected_scores} column scores scraped")
 
             # Delayed labels: half the answers turn out wrong -> accuracy 0.5, below the 0.8 alert line.
             truth = logged[["request_id", "row", "prediction"]].copy()

@@ -110,6 +110,7 @@ def check_drift(
             "drifted_columns": float(len(result.drifted_columns)),
             "rows": float(result.rows),
             "prediction_drift": float(summary["prediction_drift"]),
+            "prediction_drift_score": summary["prediction_score"],
             "consecutive_drift_windows": float(consecutive),
             **{f"drift_score.{c}": v for c, v in summary["scores"].items()},
         }
@@ -139,7 +140,10 @@ def check_drift(
             reference.model_name,
             reference.version,
             gauges,
-            column_scores=summary["scores"] if result.status in export.TESTED else None,
+            # The prediction column's score rides along as column="prediction" (prediction drift).
+            column_scores={**summary["scores"], "prediction": summary["prediction_score"]}
+            if result.status in export.TESTED
+            else None,
         )
         summary["pushed_to"] = settings.pushgateway_url
     return summary
