@@ -18,7 +18,7 @@ import pandas as pd
 from mlcycle.config import Settings
 from mlcycle.data import QualityRules, content_hash, dataset_name, load_dataset, split_dataset, validate_dataset
 from mlcycle.errors import InvalidInputError, PermissionDeniedError
-from mlcycle.governance import audit
+from mlcycle.governance import audit, cards
 from mlcycle.registry import versions
 from mlcycle.registry.gate import REJECT, GateDecision, GatePolicy, decide
 from mlcycle.registry.uris import CHAMPION, qualified_name
@@ -217,6 +217,7 @@ def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, set
     if decision.promote and not auto_promote:
         versions.tag_version(registered_name, version, {
             "mlcycle.gate.promotion": "held: automatic promotion is off; promote after the canary"})
+    cards.generate_card(registered_name, version)  # every gated version has its card; `mlcycle card` refreshes it
     return GateOutcome(registered_name, version, decision, auto_promote)
 
 

@@ -57,6 +57,7 @@ def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlc
     # v1: a weak model, gated, made champion, approved and rolled out to prod.
     first = train_and_gate(settings, splits, model_type="logistic_regression", params={"C": 0.001})
     assert first.promote and first.version == "1"
+    assert MlflowClient().get_model_version(NAME, "1").tags["mlcycle.card"].endswith("/model_card/v1/card.md")
     lifecycle.promote_if_passed(NAME, "1")
     approvals.approve(NAME, "1", "prod", "first model", by="alice")
     assert deploy_after_gate(NAME, "1", "prod", team="team-a", settings=settings, api=api)["action"] == "created"
