@@ -16,11 +16,14 @@ revocation. :func:`require_approval` is what the deploy step, ``mlcycle deploy a
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from mlcycle.errors import ApprovalRequiredError, InvalidInputError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
 
 APPROVED, REVOKED = "approved", "revoked"
 TAG_PREFIX = "mlcycle.approval"
@@ -133,6 +136,7 @@ def approve(name: str, version: str | int, environment: str, reason: str, *, by:
         client.set_model_version_tag(name, version, approval_tag(environment, key), value)
     audit.record(name, version, "approval.granted", details={"environment": environment, "reason": reason},
                  by=who, client=client)
+    log.info("approved %s v%s for %s by %s", name, version, environment, who)
     return Approval(name, version, environment, APPROVED, who, at, reason)
 
 
@@ -162,6 +166,7 @@ def revoke(name: str, version: str | int, environment: str, reason: str, *, by: 
         client.set_model_version_tag(name, version, approval_tag(environment, key), value)
     audit.record(name, version, "approval.revoked", details={"environment": environment, "reason": reason},
                  by=who, client=client)
+    log.info("revoked the approval of %s v%s for %s by %s", name, version, environment, who)
     return Approval(name, version, environment, REVOKED, current.by, current.at, current.reason, who, at, reason)
 
 
