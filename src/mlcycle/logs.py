@@ -64,6 +64,21 @@ def request_context(request_id: str | None = None, model: str | None = None,
             var.reset(token)
 
 
+def bind_request(request_id: str | None = None, model: str | None = None, version: str | int | None = None) -> str:
+    """Like :func:`request_context` without the ``with``: for the rest of the current task/context.
+
+    Safe in a server where each request runs in its own asyncio task (uvicorn, grpc.aio): the task's
+    context is a copy, so the values end with the request. Returns the request id (made up if None).
+    """
+    rid = request_id or new_request_id()
+    _request_id.set(rid)
+    if model is not None:
+        _model.set(model)
+    if version is not None:
+        _version.set(str(version))
+    return rid
+
+
 @contextmanager
 def model_context(model: str | None, version: str | int | None = None) -> Iterator[None]:
     """Log lines inside carry ``model`` and ``version`` (a pipeline step working on one version)."""

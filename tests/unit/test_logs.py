@@ -69,6 +69,25 @@ def test_concurrent_requests_keep_their_own_ids():
         ("a", "handled a"), ("b", "handled b")]
 
 
+def test_bind_request_lasts_for_its_task_only():
+    out = io.StringIO()
+    logs.configure(Settings(log_format="json"), component="predictor", stream=out)
+    log = logging.getLogger("mlcycle.inference")
+
+    async def handle(rid: str) -> None:  # what a predictor's request handler does: one line, no `with`
+        logs.bind_request(rid, "wine", 3)
+        await asyncio.sleep(0)
+        log.info("answered")
+
+    async def serve() -> None:
+        await asyncio.gather(asyncio.create_task(handle("r1")), asyncio.create_task(handle("r2")))
+        log.info("idle")
+
+    asyncio.run(serve())
+    got = [(line.get("request_id"), line.get("version")) for line in lines(out)]
+    assert sorted(got[:2]) == [("r1", "3"), ("r2", "3")] and got[2] == (None, None)
+
+
 def test_level_and_text_format_come_from_settings_and_secrets_are_masked(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "minio-secret-123")
     out = io.StringIO()
