@@ -158,6 +158,9 @@ def monitor(
     persistence: int = typer.Option(3, "--persistence", help="Consecutive drifting windows before retraining is due."),
     min_rows: int = typer.Option(100, "--min-rows", help="Fewer rows is 'insufficient data'."),
     min_accuracy: float = typer.Option(0.8, "--min-accuracy", help="Performance alert threshold."),
+    performance_window: str = typer.Option(
+        "1d", "--performance-window", help="Predictions scored against delayed labels (labels come later)."
+    ),
     retrain: bool = typer.Option(
         True, "--retrain/--no-retrain", help="Run the training pipeline locally when drift persists."
     ),
@@ -183,7 +186,7 @@ def monitor(
 
     def once() -> dict:
         summary = check_drift(model, settings, since=span, config=config, policy=RetrainPolicy(windows=persistence))
-        summary["performance"] = check_performance(model, settings, since=span, min_accuracy=min_accuracy)
+        summary["performance"] = check_performance(model, settings, since=performance_window, min_accuracy=min_accuracy)
         return summary
 
     def show(summary: dict) -> None:
