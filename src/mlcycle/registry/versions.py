@@ -169,6 +169,7 @@ def move_champion(name: str, version: str, *, expected_current: str | None, reas
         why = (f"champion moved to v{current} since the candidate was judged against "
                f"v{expected_current or 'none'}; re-run the evaluation")
         _client().set_model_version_tag(name, version, "mlcycle.gate.promotion", f"refused: {why}")
+        audit.record(name, version, "alias.move_refused", by=moved_by, details={"alias": CHAMPION, "reason": why})
         return AliasMove(False, name, CHAMPION, version, current, why)
     return set_champion(name, version, reason=reason, moved_by=moved_by)
 

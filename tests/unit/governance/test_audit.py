@@ -142,3 +142,14 @@ def test_two_writers_with_the_same_sequence_number_both_stay(registry, monkeypat
     monkeypatch.undo()
     assert a.seq == b.seq == 1 and a.key != b.key
     assert sorted(e.by for e in audit.version_events(NAME, "1")) == ["pod-a", "pod-b"]
+
+
+def test_a_refused_champion_move_is_in_the_trail_too(registry):
+    from mlcycle.registry import versions
+
+    versions.set_champion(NAME, "1", reason="first", moved_by="alice")
+    moved = versions.move_champion(NAME, "2", expected_current=None, reason="gate passed", moved_by="ci")
+    assert not moved.moved
+    (refused,) = [e for e in audit.timeline(NAME) if e.action == "alias.move_refused"]
+    assert (refused.version, refused.by) == ("2", "ci") and "champion moved to v1" in refused.details["reason"]
+    assert [(e.version, e.action, e.details.get("to")) for e in audit.timeline(NAME)][0] == ("1", "alias.moved", "1")
