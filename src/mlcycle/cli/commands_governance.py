@@ -71,6 +71,7 @@ def audit_trail(
     model: str = typer.Argument(..., help="Registered model name (wine or team-a.wine)."),
     version: str | None = typer.Option(None, "--version", help="Only this version's trail."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array of events."),
+    check: bool = typer.Option(False, "--verify", help="Check the chain: fail if an entry was changed or removed."),
 ) -> None:
     """Print the model's audit timeline: every alias move, gate decision, approval, deploy, canary step,
     promotion and rollback, oldest first."""
@@ -80,6 +81,14 @@ def audit_trail(
     s = configured_settings()
     name = qualified_name(model, s.team)
     _require_model(name)
+    if check:
+        problems = audit.verify(name)
+        for problem in problems:
+            typer.echo(f"audit trail of {name}: {problem}", err=True)
+        if problems:
+            raise audit.AuditIntegrityError(f"audit trail of {name} failed verification ({len(problems)} problems)")
+        typer.echo(f"audit trail of {name}: intact ({len(audit.timeline(name))} events)")
+        return
     events = audit.version_events(name, version) if version else audit.timeline(name)
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in events], indent=2))

@@ -10,18 +10,21 @@ by every part of mlcycle already. Why these keys:
 - ``<nonce>`` (random) makes two writers that raced for the same ``<seq>`` write two different keys,
   so neither event silently replaces the other (MLflow's ``set_model_version_tag`` would overwrite);
 - :func:`append` reads the version first and refuses a key that exists (:class:`AuditWriteError`), and
-  nothing in mlcycle deletes or rewrites an ``mlcycle.audit.*`` tag.
+  nothing in mlcycle deletes or rewrites an ``mlcycle.audit.*`` tag;
+- each entry carries ``prev``, a digest of the entry before it on the version, so :func:`verify` finds
+  an entry edited or removed behind the tools' back (through MLflow directly): the next entry's ``prev``
+  no longer matches, or a sequence number is missing. Removing only the newest entry stays undetected.
 
-Someone with registry write access can still delete a tag through MLflow itself; the trail protects
-against the tools rewriting history, not against an administrator (the tracking server's database
-and its backups are the place for that).
+Someone with registry write access can still change tags through MLflow itself; the chain makes that
+visible, it cannot prevent it (the tracking server's database and its backups are the place for that).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +37,12 @@ _MAX_FIELD = 1_000
 
 class AuditWriteError(MlcycleError):
     """An audit entry exists already and would be overwritten (HTTP 409)."""
+
+    http_status = 409
+
+
+class AuditIntegrityError(MlcycleError):
+    """The trail's chain is broken: an entry was changed or removed outside mlcycle (HTTP 409)."""
 
     http_status = 409
 
@@ -62,6 +71,8 @@ class AuditEvent:
     by: str
     action: str
     details: dict[str, Any] = field(default_factory=dict)
+    prev: str = ""  # digest of the entry before it on the version ("" for the first)
+    digest: str = ""  # digest of this entry (key and stored value)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "seq": self.seq, "at": self.at, "by": self.by,
@@ -90,6 +101,10 @@ def _clip(value: Any) -> Any:
     if isinstance(value, str) and len(value) > _MAX_FIELD:
         return value[: _MAX_FIELD - 1] + "…"
     return value
+
+
+def _digest(key: str, value: str) -> str:
+    return hashlib.sha256(f"{key}\n{value}".encode()).hexdigest()[:16]
 
 
 def _seq_of(key: str) -> int | None:
@@ -129,8 +144,10 @@ def record(name: str, version: str | int, action: str, *, details: dict[str, Any
     client = _client(client)
     version = str(version)
     tags = client.get_model_version(name, version).tags or {}
-    seqs = [s for k in tags if k.startswith(AUDIT_PREFIX) and (s := _seq_of(k)) is not None]
-    seq = max(seqs, default=0) + 1
+    entries = {k: (s, v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX) and (s := _seq_of(k)) is not None}
+    seq = max((s for s, _ in entries.values()), default=0) + 1
+    last = max((k for k, (s, _) in entries.items() if s == seq - 1), default=None)
+    prev = _digest(last, entries[last][1]) if last else ""
     key = f"{AUDIT_PREFIX}{seq:06d}.{secrets.token_hex(4)}"
     event = AuditEvent(
         name=name,
@@ -140,12 +157,15 @@ def record(name: str, version: str | int, action: str, *, details: dict[str, Any
         at=datetime.now(UTC).isoformat(timespec="microseconds"),
         by=by or _actor(),
         action=action,
-        details={k: _clip(v) for k, v in (details or {}).items() if v is not None},
+        details={k: _clip(v) for k, v in (details or {}).items() if v is not None and k != "prev"},
+        prev=prev,
     )
-    value = json.dumps({"at": event.at, "by": event.by, "action": action, **event.details},
-                       sort_keys=True, separators=(",", ":"), default=str)
+    body = {"at": event.at, "by": event.by, "action": action, **event.details}
+    if prev:
+        body["prev"] = prev
+    value = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     append(name, version, key, value, client=client)
-    return event
+    return replace(event, digest=_digest(key, value))
 
 
 def _parse(name: str, version: str, key: str, value: str) -> AuditEvent | None:
@@ -161,7 +181,8 @@ def _parse(name: str, version: str, key: str, value: str) -> AuditEvent | None:
     at = str(body.pop("at", ""))
     by = str(body.pop("by", ""))
     action = str(body.pop("action", "unknown"))
-    return AuditEvent(name, version, seq, key, at, by, action, body)
+    prev = str(body.pop("prev", ""))
+    return AuditEvent(name, version, seq, key, at, by, action, body, prev, _digest(key, value))
 
 
 def version_events(name: str, version: str | int, *, client: Any = None) -> list[AuditEvent]:
@@ -184,6 +205,34 @@ def timeline(name: str, *, client: Any = None) -> list[AuditEvent]:
             if key.startswith(AUDIT_PREFIX) and (event := _parse(name, str(mv.version), key, value)):
                 events.append(event)
     return sorted(events, key=lambda e: (e.at, int(e.version), e.seq, e.key))
+
+
+def verify(name: str, *, client: Any = None) -> list[str]:
+    """Check every version's chain; return what is wrong (empty: intact as far as it can tell).
+
+    Finds an entry whose stored value was changed (the next entry's ``prev`` does not match it) and a
+    removed entry (a missing sequence number, or a ``prev`` that matches nothing).
+    """
+    client = _client(client)
+    escaped = name.replace("'", "\\'")
+    problems: list[str] = []
+    for mv in sorted(client.search_model_versions(f"name = '{escaped}'"), key=lambda v: int(v.version)):
+        events = version_events(name, str(mv.version), client=client)
+        by_seq: dict[int, list[AuditEvent]] = {}
+        for e in events:
+            by_seq.setdefault(e.seq, []).append(e)
+        for seq in range(1, max(by_seq, default=0) + 1):
+            if seq not in by_seq:
+                problems.append(f"v{mv.version}: entry {seq} is missing")
+                continue
+            before = {e.digest for e in by_seq.get(seq - 1, [])}
+            for e in by_seq[seq]:
+                if seq == 1 and e.prev:
+                    problems.append(f"v{mv.version}: entry 1 ({e.action}) points at an earlier entry")
+                elif seq > 1 and e.prev not in before and (seq - 1) in by_seq:
+                    problems.append(f"v{mv.version}: entry {seq - 1} was changed or replaced "
+                                    f"(entry {seq}, {e.action}, recorded another one)")
+    return problems
 
 
 def format_timeline(events: list[AuditEvent]) -> str:

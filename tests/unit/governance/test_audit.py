@@ -153,3 +153,21 @@ def test_a_refused_champion_move_is_in_the_trail_too(registry):
     (refused,) = [e for e in audit.timeline(NAME) if e.action == "alias.move_refused"]
     assert (refused.version, refused.by) == ("2", "ci") and "champion moved to v1" in refused.details["reason"]
     assert [(e.version, e.action, e.details.get("to")) for e in audit.timeline(NAME)][0] == ("1", "alias.moved", "1")
+
+
+def test_verify_finds_an_entry_edited_or_removed_behind_the_tools_back(registry, capsys):
+    from mlcycle.cli import main
+
+    events = [audit.record(NAME, "1", f"step.{i}", by="alice") for i in range(3)]
+    audit.record(NAME, "2", "registered")
+    assert audit.verify(NAME) == [] and events[1].prev == events[0].digest
+    assert main(["audit", NAME, "--verify"]) == 0 and "intact (4 events)" in capsys.readouterr().out
+
+    # Someone rewrites entry 1 through MLflow directly: entry 2 no longer matches it.
+    registry.set_model_version_tag(NAME, "1", events[0].key, json.dumps({"action": "nothing to see"}))
+    assert audit.verify(NAME) == ["v1: entry 1 was changed or replaced (entry 2, step.1, recorded another one)"]
+    # ... and deletes entry 2.
+    registry.delete_model_version_tag(NAME, "1", events[1].key)
+    assert "v1: entry 2 is missing" in audit.verify(NAME)
+    assert main(["audit", NAME, "--verify"]) == 2
+    assert "entry 2 is missing" in capsys.readouterr().err
