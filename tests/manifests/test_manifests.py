@@ -313,7 +313,10 @@ CONTRACT_METRICS = set(re.findall(r"`(mlcycle_[a-z_]+)", (REPO_ROOT / "docs/cont
 
 
 def _rule_file(overlays) -> dict:
-    return {"groups": find(overlays["prod"], "PrometheusRule")["spec"]["groups"]}
+    """Every PrometheusRule of the prod overlay (serving, canary, drift, performance) as one rules file."""
+    rules = [o for o in overlays["prod"] if o["kind"] == "PrometheusRule"]
+    assert len(rules) >= 2, "expected the serving rules and the drift/performance rules"
+    return {"groups": [group for rule in rules for group in rule["spec"]["groups"]]}
 
 
 def test_alerts_and_dashboard_use_only_contract_metrics(overlays):
