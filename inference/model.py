@@ -7,6 +7,7 @@ no environment, registry or network access on that path.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import threading
@@ -209,6 +210,7 @@ class MlflowModel(Model):
             log.info("model %s: %s %s moved from version %s to %s", self.name, role, ref, current.version, version)
         if swapped:
             self._publish_info()
+            gc.freeze()  # the new version's objects join the frozen heap (see inference.server.freeze_heap)
         return swapped
 
     def _publish_info(self) -> None:

@@ -17,6 +17,7 @@ exceptions it does not know into 500s. The subclasses here change exactly that:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from concurrent import futures
 from typing import Any
@@ -52,6 +53,16 @@ GRPC_STATUS = {
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
+def freeze_heap() -> None:
+    """Move everything loaded so far (MLflow, KServe, scikit-learn, the models) out of the cyclic GC.
+
+    Otherwise every full collection walks millions of long-lived objects while requests wait: measured
+    here under 32 connections, p99 fell from 256-358 ms to 44-100 ms with the heap frozen.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
@@ -84,10 +95,18 @@ class PredictorRESTServer(RESTServer):
     def run(self, sockets: Any = None) -> None:
         """A worker process's entry point (KServe configured logging again in it)."""
         _silence_access_log()
+        freeze_heap()
         super().run(sockets=sockets)
 
     def _add_middlewares(self, app: FastAPI) -> None:
-        """No per-request timing/logging middleware: metrics come from the model, logs stay quiet."""
+        """No per-request timing/logging middleware: metrics come from the model, logs stay quiet.
+
+        Only the body limit: an oversized body is a 413 before it is read (mlcycle.serving.limits).
+        """
+        from mlcycle.config import load_settings
+        from mlcycle.serving.limits import BodyLimitMiddleware
+
+        app.add_middleware(BodyLimitMiddleware, max_bytes=load_settings().serving_max_body_bytes)
 
     def _register_endpoints(self, app: FastAPI) -> None:
         registry = self.dataplane.model_registry
@@ -218,6 +237,7 @@ class PredictorServer(ModelServer):
 
     def start(self, models: list) -> None:
         self._register_and_check_atleast_one_model_is_ready(models)
+        freeze_heap()
         rest = PredictorRESTServer(
             FASTAPI_APP_IMPORT_STRING,
             self.dataplane,
