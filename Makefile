@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast lint compile manifests bench bench-serving bench-drift clean
+.PHONY: setup demo test test-fast lint compile manifests bench bench-serving bench-drift bench-batch clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench-serving: $(STAMP)
 # Drift benchmark of issue 5: 1,000,000 rows x 20 columns, mlcycle's check vs plain Evidently (a few minutes).
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/bench_drift.py $(BENCH_ARGS)
+
+# Batch benchmark of issue 6: 1,000,000 wine-shaped rows, the batch job vs raw predict_proba, peak RSS
+# (about two minutes). BENCH_ARGS=--csv to also score from CSV, --repeat N to keep the best of N.
+bench-batch: $(STAMP)
+	$(BIN)/python benchmarks/bench_batch.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .mlcycle .pytest_cache

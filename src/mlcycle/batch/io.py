@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,9 +96,27 @@ def _download(uri: str, path: Path, endpoint_url: str | None) -> None:
 def iter_chunks(table: InputTable, columns: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The table's ``columns`` as DataFrames of at most ``chunk_rows`` rows, each indexed from 0.
 
+    The next chunk is read on a background thread while the caller works on this one (one chunk ahead,
+    so memory stays bounded).
+
     Raises:
         InvalidInputError: the file stops parsing part-way (the message names the file).
     """
+    chunks = _read_chunks(table, columns, chunk_rows)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlcycle-batch-read") as pool:
+        ahead = pool.submit(next, chunks, None)
+        try:
+            while (chunk := ahead.result()) is not None:
+                ahead = pool.submit(next, chunks, None)
+                yield chunk
+        finally:
+            ahead.cancel()
+            with contextlib.suppress(Exception):
+                ahead.result()
+            chunks.close()
+
+
+def _read_chunks(table: InputTable, columns: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
         if table.kind == "parquet":
             import pyarrow.parquet as pq
@@ -143,10 +162,15 @@ class StagedParquet:
             dest.parent.mkdir(parents=True, exist_ok=True)
             self.staging = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
         self._writer = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
         self.schema = None
         self.rows = 0
 
     def write(self, table) -> None:  # table: pyarrow.Table
+        """Queue ``table`` for writing; it is encoded and written on a background thread (pyarrow
+        releases the GIL) while the caller predicts the next chunk. At most one table waits, so memory
+        stays bounded; a write error surfaces on the next call."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -154,10 +178,17 @@ class StagedParquet:
             fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
             self.schema = pa.schema(fields)
             self._writer = pq.ParquetWriter(self.staging, self.schema)
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlcycle-batch-write")
         if table.schema != self.schema:
             table = self._cast(table)
-        self._writer.write_table(table)
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write_table, table)
         self.rows += table.num_rows
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
 
     def _cast(self, table):
         import pyarrow as pa
@@ -189,12 +220,19 @@ class StagedParquet:
 
     def discard(self) -> None:
         """Drop the staging file: nothing appears at the destination."""
-        self._close()
+        with contextlib.suppress(Exception):  # a failed write is why we are discarding; it was raised
+            self._close()
         self.staging.unlink(missing_ok=True)
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
     def _close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None

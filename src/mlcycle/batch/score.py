@@ -1,8 +1,9 @@
 """Score a table with a registered model, chunk by chunk, using exactly the predictor's code.
 
-:func:`score_batch` loads the model with :func:`mlcycle.serving.load_model`, checks every chunk with
-:func:`mlcycle.serving.check_rows` (the predictor's signature validation, row by row), turns the good rows
-into the feature matrix with :func:`mlcycle.serving.frame_to_array` and predicts with
+:func:`score_batch` loads the model with :func:`mlcycle.serving.load_model`, turns every chunk into the
+feature matrix with :func:`mlcycle.serving.frame_to_array`, validates it with :func:`mlcycle.serving.decode_v2` (the
+predictor's own request validation); a chunk it refuses is split by :func:`mlcycle.serving.check_rows`
+(the same rules, with a reason per row). The good rows are predicted with
 :func:`mlcycle.serving.predict`: the same functions, the same estimator call, so batch and online answers
 are the same bits. Nothing here re-implements loading, validation or prediction.
 
@@ -33,7 +34,7 @@ import pandas as pd
 from mlcycle.batch.io import StagedParquet, check_output_uri, iter_chunks, open_input
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError
-from mlcycle.serving import LoadedModel, check_rows, frame_to_array, load_model, predict
+from mlcycle.serving import LoadedModel, V2Input, check_rows, decode_v2, frame_to_array, load_model, predict
 
 log = logging.getLogger(__name__)
 
@@ -229,9 +230,9 @@ def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants,
     for chunk in iter_chunks(table, read, chunk_rows):
         n = len(chunk)
         offset = counts["read"]
-        reasons = check_rows(chunk, loaded.schema).to_numpy()
-        bad = reasons != ""
-        if bad.any():
+        x, reasons = _validate(chunk, loaded.schema)
+        bad = reasons != "" if reasons is not None else None
+        if bad is not None:
             where = np.flatnonzero(bad)
             if on_bad_rows == "fail":
                 bad_count += len(where)
@@ -240,14 +241,14 @@ def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants,
             else:
                 quarantine.write(_quarantine_table(chunk.iloc[where], offset + where, reasons[where]))
                 counts["quarantined"] += len(where)
-            chunk = chunk.iloc[np.flatnonzero(~bad)]
-            rows = offset + np.flatnonzero(~bad)
+            good = np.flatnonzero(~bad)
+            chunk, x, rows = chunk.iloc[good], x[good], offset + good
         else:
             rows = np.arange(offset, offset + n)
         # Once a row failed under the "fail" rule nothing more is scored, but every row is still checked
         # so the error can say how many rows are bad.
         if not bad_count:
-            output.write(_output_table(loaded, chunk, rows, keys, constants))
+            output.write(_output_table(loaded, chunk, x, rows, keys, constants))
             counts["scored"] += len(chunk)
         counts["read"] += n
         if progress is not None:
@@ -259,18 +260,42 @@ def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants,
     # downstream step can rely on it, and a stale file from an earlier run is replaced.
     empty = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in read})
     if output.schema is None:
-        output.write(_output_table(loaded, empty, np.arange(0), keys, constants))
+        output.write(_output_table(loaded, empty, None, np.arange(0), keys, constants))
     if quarantine is not None and quarantine.schema is None:
         quarantine.write(_quarantine_table(empty, np.arange(0), np.array([], dtype=object)))
     return counts, time.perf_counter() - started
 
 
-def _output_table(loaded: LoadedModel, frame: pd.DataFrame, rows: np.ndarray, keys, constants):
+def _validate(frame: pd.DataFrame, schema) -> tuple[np.ndarray, np.ndarray | None]:
+    """The chunk's feature matrix, and every row's reason (``""`` if good) when any row is bad.
+
+    The whole chunk first goes through the predictor's own request validation (:func:`decode_v2`, as a
+    v2 tensor request of these rows would); only a chunk it refuses pays for :func:`check_rows`' per-row
+    reasons. Both apply the same rules, so a refused chunk always has a bad row; if not, the predictor's
+    error is raised rather than scoring rows it would refuse.
+    """
+    x = frame_to_array(frame, schema)
+    if len(x) == 0:
+        return x, None
+    tensor = next(n for n in ("batch", "batch-rows", "__batch__") if n not in schema.index)
+    try:
+        decode_v2([V2Input(tensor, x.shape, "FP64", x)], schema, max_rows=len(x))
+    except InvalidInputError as e:
+        reasons = check_rows(frame, schema).to_numpy()
+        if not (reasons != "").any():
+            raise
+        log.debug("chunk refused (%s); per-row reasons follow", e.message)
+        return x, reasons
+    return x, None
+
+
+def _output_table(loaded: LoadedModel, frame: pd.DataFrame, x: np.ndarray | None, rows: np.ndarray, keys,
+                  constants):
     import pyarrow as pa
 
     n = len(frame)
     if n:
-        prediction = predict(loaded, frame_to_array(frame, loaded.schema))
+        prediction = predict(loaded, x)
         predictions, probabilities = prediction.predictions, prediction.probabilities
     else:
         dtype = loaded.classes.dtype if loaded.classes is not None else np.float64
@@ -282,8 +307,9 @@ def _output_table(loaded: LoadedModel, frame: pd.DataFrame, rows: np.ndarray, ke
     if probabilities is not None:
         for j, cls in enumerate(loaded.classes):
             columns[f"proba_{_plain(cls)}"] = pa.array(np.ascontiguousarray(probabilities[:, j]))
+    repeat = np.zeros(n, dtype=np.int64)
     for column, value in zip(("model_name", "model_version", "run_id"), constants, strict=True):
-        columns[column] = pa.array(np.full(n, value, dtype=object), type=pa.string())
+        columns[column] = pa.array([value], type=pa.string()).take(repeat)
     return pa.table(columns)
 
 
