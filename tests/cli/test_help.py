@@ -43,7 +43,7 @@ def _is_group(path: tuple[str, ...]) -> bool:
 
 LEAVES = [path for path in COMMANDS if not _is_group(path)]
 EXPECTED = {"run", "compile", "submit", "schedule", "serve", "promote", "rollback", "status", "drift", "monitor",
-            "ui", "demo"}
+            "batch", "ui", "demo"}
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
