@@ -31,7 +31,7 @@ from typing import Any
 from mlcycle.errors import MlcycleError
 
 AUDIT_PREFIX = "mlcycle.audit."
-# MLflow limits a model-version tag value to 5,000 characters; keep each field well below.
+# MLflow allows 100,000 characters per version tag; entries stay small (the MLflow UI lists them).
 _MAX_FIELD = 1_000
 
 
