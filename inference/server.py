@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request, Response
 from grpc import StatusCode, aio
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
+from kserve.errors import InvalidInput as KServeInvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
@@ -144,7 +145,9 @@ class PredictorRESTServer(RESTServer):
             if binary is not None:  # the binary tensor extension: KServe's own decoder
                 try:
                     parsed = InferRequest.from_bytes(body, int(binary), m.name)
-                except ValueError as e:
+                # KServe's decoder indexes the client's JSON header as it finds it: a missing field is a
+                # KeyError, a wrong type a TypeError/IndexError. All of them are the client's mistake.
+                except (ValueError, TypeError, KeyError, IndexError, KServeInvalidInput) as e:
                     raise InvalidInputError(f"bad {INFERENCE_CONTENT_LENGTH_HEADER}: {e}", field="body") from e
                 result, extra = await m.infer(parsed, dict(headers), version=params.get("model_version"))
                 content, json_length = result.to_rest()

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     serving_max_rows: int = Field(
         default=10_000, ge=1, description="Predictor: most rows one request may carry (more: HTTP 413)."
     )
+    serving_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1,
+        description="Predictor: largest request body in bytes (more: HTTP 413 before the body is read).",
+    )
     serving_batch_max_rows: int = Field(
         default=256, ge=1, description="Predictor: most rows combined into one micro-batched predict call."
     )
