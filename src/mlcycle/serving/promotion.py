@@ -65,7 +65,12 @@ def _alias_version(client, name: str, alias: str) -> str | None:
 
 
 def promote(
-    name: str, settings: Settings, *, by: str | None = None, reason: str = "", alias: str = CHALLENGER,
+    name: str,
+    settings: Settings,
+    *,
+    by: str | None = None,
+    reason: str = "",
+    alias: str = CHALLENGER,
     environment: str = "prod",
 ) -> AliasMove:
     """Move ``champion`` to the version behind ``alias`` (the canary/challenger).
@@ -107,8 +112,14 @@ def promote(
     for key, value in tags.items():
         client.set_model_version_tag(registered, target, key, value)
     client.set_registered_model_alias(registered, CHAMPION, target)
-    audit.record(registered, target, "promotion.promote", by=tags[TAG_BY], client=client,
-                 details={"alias": CHAMPION, "from": current, "to": target, "reason": tags[TAG_REASON]})
+    audit.record(
+        registered,
+        target,
+        "promotion.promote",
+        by=tags[TAG_BY],
+        client=client,
+        details={"alias": CHAMPION, "from": current, "to": target, "reason": tags[TAG_REASON]},
+    )
     return AliasMove(registered, CHAMPION, current, target, "promote")
 
 
@@ -149,6 +160,12 @@ def rollback(name: str, settings: Settings, *, by: str | None = None, reason: st
     client.set_model_version_tag(registered, previous, TAG_ACTION, "rollback")
     client.set_model_version_tag(registered, previous, TAG_REASON, reason or f"rolled back from {current}")
     client.set_registered_model_alias(registered, CHAMPION, previous)
-    audit.record(registered, current, "promotion.rollback", by=who, client=client, details={
-        "alias": CHAMPION, "from": current, "to": previous, "reason": reason or f"rolled back from {current}"})
+    audit.record(
+        registered,
+        current,
+        "promotion.rollback",
+        by=who,
+        client=client,
+        details={"alias": CHAMPION, "from": current, "to": previous, "reason": reason or f"rolled back from {current}"},
+    )
     return AliasMove(registered, CHAMPION, current, previous, "rollback")
