@@ -162,8 +162,16 @@ def register_candidate(run_id: str, registered_name: str) -> str:
     run = MlflowClient().get_run(run_id)
     lineage = {k: v for k, v in run.data.tags.items() if k in LINEAGE_TAGS}
     version = versions.register_version(registered_name, model_uri_of_run(run_id, run), run_id, tags=lineage)
-    audit.record(registered_name, version, "registered", details={
-        "run_id": run_id, "dataset": lineage.get("mlcycle.dataset"), "data_hash": lineage.get("mlcycle.data_hash")})
+    audit.record(
+        registered_name,
+        version,
+        "registered",
+        details={
+            "run_id": run_id,
+            "dataset": lineage.get("mlcycle.dataset"),
+            "data_hash": lineage.get("mlcycle.data_hash"),
+        },
+    )
     return version
 
 

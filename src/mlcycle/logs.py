@@ -28,8 +28,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 LOGGERS = ("mlcycle", "inference", "components")
-_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-               "MLCYCLE_API_KEYS")
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLCYCLE_API_KEYS",
+)
 
 _request_id: ContextVar[str | None] = ContextVar("mlcycle_request_id", default=None)
 _model: ContextVar[str | None] = ContextVar("mlcycle_model", default=None)
@@ -48,8 +53,9 @@ def current_request_id() -> str | None:
 
 
 @contextmanager
-def request_context(request_id: str | None = None, model: str | None = None,
-                    version: str | int | None = None) -> Iterator[str]:
+def request_context(
+    request_id: str | None = None, model: str | None = None, version: str | int | None = None
+) -> Iterator[str]:
     """Log lines inside carry ``request_id`` (made up if None; yielded), ``model`` and ``version``."""
     rid = request_id or new_request_id()
     tokens = [(_request_id, _request_id.set(rid))]
@@ -150,8 +156,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         f = _fields(record)
-        where = " ".join(x for x in (f.get("model"), f"v{f['version']}" if "version" in f else None,
-                                     f.get("request_id")) if x)
+        where = " ".join(
+            x for x in (f.get("model"), f"v{f['version']}" if "version" in f else None, f.get("request_id")) if x
+        )
         line = f"{f['timestamp']} {f['level']} {f['component']}{f' [{where}]' if where else ''} {f['logger']}: "
         line += self.redact(record.getMessage())
         if record.exc_info:

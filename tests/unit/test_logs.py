@@ -17,8 +17,10 @@ from mlcycle.config import Settings
 @pytest.fixture(autouse=True)
 def _restore_loggers():
     """Leave mlcycle's loggers as they were, so later tests (and caplog) see the usual setup."""
-    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level,
-                    logging.getLogger(name).propagate) for name in logs.LOGGERS}
+    saved = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level, logging.getLogger(name).propagate)
+        for name in logs.LOGGERS
+    }
     component = logs._default_component
     yield
     for name, (handlers, level, propagate) in saved.items():
@@ -66,7 +68,9 @@ def test_concurrent_requests_keep_their_own_ids():
 
     asyncio.run(both())
     assert sorted((line["request_id"], line["message"]) for line in lines(out)) == [
-        ("a", "handled a"), ("b", "handled b")]
+        ("a", "handled a"),
+        ("b", "handled b"),
+    ]
 
 
 def test_bind_request_lasts_for_its_task_only():
@@ -91,8 +95,11 @@ def test_bind_request_lasts_for_its_task_only():
 def test_level_and_text_format_come_from_settings_and_secrets_are_masked(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "minio-secret-123")
     out = io.StringIO()
-    logs.configure(Settings(log_format="text", log_level="WARNING", api_keys=SecretStr("team-a:k3y-abcdef")),
-                   component="cli", stream=out)
+    logs.configure(
+        Settings(log_format="text", log_level="WARNING", api_keys=SecretStr("team-a:k3y-abcdef")),
+        component="cli",
+        stream=out,
+    )
     log = logging.getLogger("mlcycle.test")
     log.info("not shown")
     with logs.model_context("wine", "7"):

@@ -21,8 +21,9 @@ def _version_ref(model: str, team: str) -> tuple[str, str]:
 
     ref = parse_model_ref(model, team)
     if not ref.is_registry:
-        raise InvalidInputError(f"{model!r} is not a registered model version; use models:/<name>/<version>",
-                                field="model")
+        raise InvalidInputError(
+            f"{model!r} is not a registered model version; use models:/<name>/<version>", field="model"
+        )
     if ref.version is not None:
         return ref.name, ref.version
     version = alias_version(ref.name, ref.alias)
@@ -46,8 +47,11 @@ def approve(
     approval = approve_version(name, version, environment, reason)
     typer.echo(f"approved models:/{name}/{version} for {environment} by {approval.by} at {approval.at}")
     if not is_protected(environment, s):
-        typer.echo(f"note: {environment} is not protected here (MLCYCLE_PROTECTED_ENVIRONMENTS); "
-                   "the approval is recorded but not required", err=True)
+        typer.echo(
+            f"note: {environment} is not protected here (MLCYCLE_PROTECTED_ENVIRONMENTS); "
+            "the approval is recorded but not required",
+            err=True,
+        )
 
 
 @app.command("revoke")
@@ -62,8 +66,10 @@ def revoke(
     s = configured_settings()
     name, version = _version_ref(model, s.team)
     approval = revoke_approval(name, version, environment, reason)
-    typer.echo(f"revoked the approval of models:/{name}/{version} for {environment} "
-               f"(by {approval.revoked_by} at {approval.revoked_at})")
+    typer.echo(
+        f"revoked the approval of models:/{name}/{version} for {environment} "
+        f"(by {approval.revoked_by} at {approval.revoked_at})"
+    )
 
 
 @app.command("audit")
@@ -113,8 +119,9 @@ def card(
     model: str = typer.Argument(..., help="The version: wine/5 or models:/wine@champion."),
     as_html: bool = typer.Option(False, "--html", help="Print the HTML card instead of Markdown."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the card to this file."),
-    intended_use: str | None = typer.Option(None, "--intended-use",
-                                            help="Record what the model is for first (all its cards show it)."),
+    intended_use: str | None = typer.Option(
+        None, "--intended-use", help="Record what the model is for first (all its cards show it)."
+    ),
     store: bool = typer.Option(True, "--store/--no-store", help="Keep the card with the version's run."),
 ) -> None:
     """Generate a version's model card from what MLflow recorded, store it with the version, and show it."""

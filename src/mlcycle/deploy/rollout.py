@@ -123,8 +123,13 @@ def _restore_alias(client: Any, registered: str, alias: str, rolled_back: str, e
     target = max(serving, key=int)
     client.set_registered_model_alias(registered, alias, target)
     client.set_model_version_tag(registered, target, serving_tag(environment, "alias_moved_from"), rolled_back)
-    audit.record(registered, target, "alias.moved", client=client, details={
-        "alias": alias, "from": rolled_back, "to": target, "reason": f"{environment} canary rolled back"})
+    audit.record(
+        registered,
+        target,
+        "alias.moved",
+        client=client,
+        details={"alias": alias, "from": rolled_back, "to": target, "reason": f"{environment} canary rolled back"},
+    )
 
 
 def analyze_canary(
@@ -164,16 +169,26 @@ def analyze_canary(
         window=window,
     )
     decision = decide_canary(champion_samples, canary_samples, policy)
-    audit.record(registered, max(canaries, key=int), "canary.analysis", client=client, details={
-        "environment": environment, "decision": decision.action, "reasons": "; ".join(decision.reasons)})
+    audit.record(
+        registered,
+        max(canaries, key=int),
+        "canary.analysis",
+        client=client,
+        details={"environment": environment, "decision": decision.action, "reasons": "; ".join(decision.reasons)},
+    )
     if decision.action == "rollback":
         return decision, rollback_canary(api, client, registered, environment, team=team)
     if decision.action == "promote" and auto_promote:
         try:
             return decision, promote_canary(api, client, registered, environment, team=team)
         except ApprovalRequiredError as e:  # a healthy canary waits for its approval; others still analysed
-            audit.record(registered, max(canaries, key=int), "canary.promotion_refused", client=client,
-                         details={"environment": environment, "reason": e.message})
+            audit.record(
+                registered,
+                max(canaries, key=int),
+                "canary.promotion_refused",
+                client=client,
+                details={"environment": environment, "reason": e.message},
+            )
     return decision, None
 
 
@@ -283,11 +298,15 @@ def deploy_after_gate(
     except ApprovalRequiredError as e:
         # Fail fast instead of holding a pod until someone approves: the run fails with the command to
         # run, the version says why, and `mlcycle deploy apply` (or a re-run) after approval proceeds.
-        client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"),
-                                     "awaiting_approval")
+        client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"), "awaiting_approval")
         client.set_model_version_tag(registered, str(version), serving_tag(environment, "reason"), e.message)
-        audit.record(registered, version, "deploy.refused", client=client,
-                     details={"environment": environment, "reason": e.message})
+        audit.record(
+            registered,
+            version,
+            "deploy.refused",
+            client=client,
+            details={"environment": environment, "reason": e.message},
+        )
         raise
     result = deploy_version(api, client, registered, version, environment, team=team)
     return {**asdict(result), "model": registered, "version": str(version), "environment": environment}

@@ -121,6 +121,15 @@ def record_rollout(
         write(version, SERVING, 100)
         for v in previous:
             write(v, RETIRED, 0)
-    audit.record(registered_name, version, f"deploy.{result.action}", client=client, details={
-        "environment": environment, "traffic_percent": result.traffic_percent, "inference_service": where,
-        "replaces": ",".join(sorted(previous, key=int)) or None})
+    audit.record(
+        registered_name,
+        version,
+        f"deploy.{result.action}",
+        client=client,
+        details={
+            "environment": environment,
+            "traffic_percent": result.traffic_percent,
+            "inference_service": where,
+            "replaces": ",".join(sorted(previous, key=int)) or None,
+        },
+    )

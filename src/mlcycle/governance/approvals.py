@@ -92,8 +92,18 @@ def get_approval(name: str, version: str | int, environment: str, *, client: Any
     def tag(key: str) -> str:
         return tags.get(approval_tag(environment, key), "")
 
-    return Approval(name, str(version), environment, status, tag("by"), tag("at"), tag("reason"),
-                    tag("revoked_by"), tag("revoked_at"), tag("revoke_reason"))
+    return Approval(
+        name,
+        str(version),
+        environment,
+        status,
+        tag("by"),
+        tag("at"),
+        tag("reason"),
+        tag("revoked_by"),
+        tag("revoked_at"),
+        tag("revoke_reason"),
+    )
 
 
 def approvals_of(name: str, version: str | int, *, client: Any = None) -> list[Approval]:
@@ -113,8 +123,9 @@ def _who(by: str | None) -> str:
     return by or actor()
 
 
-def approve(name: str, version: str | int, environment: str, reason: str, *, by: str | None = None,
-            client: Any = None) -> Approval:
+def approve(
+    name: str, version: str | int, environment: str, reason: str, *, by: str | None = None, client: Any = None
+) -> Approval:
     """Record that ``version`` of ``name`` may be served in ``environment``, by whom and why.
 
     Raises:
@@ -130,18 +141,27 @@ def approve(name: str, version: str | int, environment: str, reason: str, *, by:
     version = str(version)
     _tags(client, name, version)
     who, at = _who(by), _now()
-    values = {"status": APPROVED, "by": who, "at": at, "reason": reason,
-              "revoked_by": "", "revoked_at": "", "revoke_reason": ""}
+    values = {
+        "status": APPROVED,
+        "by": who,
+        "at": at,
+        "reason": reason,
+        "revoked_by": "",
+        "revoked_at": "",
+        "revoke_reason": "",
+    }
     for key, value in values.items():
         client.set_model_version_tag(name, version, approval_tag(environment, key), value)
-    audit.record(name, version, "approval.granted", details={"environment": environment, "reason": reason},
-                 by=who, client=client)
+    audit.record(
+        name, version, "approval.granted", details={"environment": environment, "reason": reason}, by=who, client=client
+    )
     log.info("approved %s v%s for %s by %s", name, version, environment, who)
     return Approval(name, version, environment, APPROVED, who, at, reason)
 
 
-def revoke(name: str, version: str | int, environment: str, reason: str, *, by: str | None = None,
-           client: Any = None) -> Approval:
+def revoke(
+    name: str, version: str | int, environment: str, reason: str, *, by: str | None = None, client: Any = None
+) -> Approval:
     """Withdraw the approval of ``version`` for ``environment``; it is refused there again.
 
     A version already serving keeps serving until it is replaced or rolled back (revoking does not
@@ -159,13 +179,15 @@ def revoke(name: str, version: str | int, environment: str, reason: str, *, by: 
     version = str(version)
     current = get_approval(name, version, environment, client=client)
     if current is None or not current.approved:
-        raise InvalidInputError(f"models:/{name}/{version} has no approval for {environment} to revoke",
-                                field="version")
+        raise InvalidInputError(
+            f"models:/{name}/{version} has no approval for {environment} to revoke", field="version"
+        )
     who, at = _who(by), _now()
     for key, value in {"status": REVOKED, "revoked_by": who, "revoked_at": at, "revoke_reason": reason}.items():
         client.set_model_version_tag(name, version, approval_tag(environment, key), value)
-    audit.record(name, version, "approval.revoked", details={"environment": environment, "reason": reason},
-                 by=who, client=client)
+    audit.record(
+        name, version, "approval.revoked", details={"environment": environment, "reason": reason}, by=who, client=client
+    )
     log.info("revoked the approval of %s v%s for %s by %s", name, version, environment, who)
     return Approval(name, version, environment, REVOKED, current.by, current.at, current.reason, who, at, reason)
 
@@ -179,8 +201,9 @@ def is_protected(environment: str, settings: Any = None) -> bool:
     return environment in settings.protected
 
 
-def require_approval(name: str, version: str | int, environment: str, *, settings: Any = None,
-                     client: Any = None) -> Approval | None:
+def require_approval(
+    name: str, version: str | int, environment: str, *, settings: Any = None, client: Any = None
+) -> Approval | None:
     """Refuse to serve ``version`` in a protected ``environment`` without a standing approval.
 
     Returns:
@@ -199,8 +222,10 @@ def require_approval(name: str, version: str | int, environment: str, *, setting
     if approval is None:
         missing = f"has no approval for {environment}"
     else:
-        missing = (f"had its approval for {environment} revoked by {approval.revoked_by} at "
-                   f"{approval.revoked_at} ({approval.revoke_reason})")
+        missing = (
+            f"had its approval for {environment} revoked by {approval.revoked_by} at "
+            f"{approval.revoked_at} ({approval.revoke_reason})"
+        )
     raise ApprovalRequiredError(
         f"{environment} is protected (MLCYCLE_PROTECTED_ENVIRONMENTS) and models:/{name}/{version} {missing}; "
         f"approve it with: {approve_command(name, version, environment)}",

@@ -75,8 +75,15 @@ class AuditEvent:
     digest: str = ""  # digest of this entry (key and stored value)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "seq": self.seq, "at": self.at, "by": self.by,
-                "action": self.action, "details": dict(self.details)}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "seq": self.seq,
+            "at": self.at,
+            "by": self.by,
+            "action": self.action,
+            "details": dict(self.details),
+        }
 
     def summary(self) -> str:
         """The details as ``key=value`` pairs, for one line of a timeline."""
@@ -129,8 +136,15 @@ def append(name: str, version: str, key: str, value: str, *, client: Any = None)
     client.set_model_version_tag(name, str(version), key, value)
 
 
-def record(name: str, version: str | int, action: str, *, details: dict[str, Any] | None = None,
-           by: str | None = None, client: Any = None) -> AuditEvent:
+def record(
+    name: str,
+    version: str | int,
+    action: str,
+    *,
+    details: dict[str, Any] | None = None,
+    by: str | None = None,
+    client: Any = None,
+) -> AuditEvent:
     """Append an event to the trail of ``name`` version ``version`` and return it.
 
     Args:
@@ -230,8 +244,10 @@ def verify(name: str, *, client: Any = None) -> list[str]:
                 if seq == 1 and e.prev:
                     problems.append(f"v{mv.version}: entry 1 ({e.action}) points at an earlier entry")
                 elif seq > 1 and e.prev not in before and (seq - 1) in by_seq:
-                    problems.append(f"v{mv.version}: entry {seq - 1} was changed or replaced "
-                                    f"(entry {seq}, {e.action}, recorded another one)")
+                    problems.append(
+                        f"v{mv.version}: entry {seq - 1} was changed or replaced "
+                        f"(entry {seq}, {e.action}, recorded another one)"
+                    )
     return problems
 
 
@@ -240,6 +256,4 @@ def format_timeline(events: list[AuditEvent]) -> str:
     if not events:
         return "no audit events recorded"
     width = max(len(e.action) for e in events)
-    return "\n".join(
-        f"{e.at}  v{e.version:<4} {e.action:<{width}}  by {e.by}  {e.summary()}".rstrip() for e in events
-    )
+    return "\n".join(f"{e.at}  v{e.version:<4} {e.action:<{width}}  by {e.by}  {e.summary()}".rstrip() for e in events)

@@ -19,9 +19,15 @@ from typing import Any
 
 INTENDED_USE_TAG = "mlcycle.intended_use"
 CARD_TAG = "mlcycle.card"
-_LINEAGE = (("Data set", "mlcycle.dataset"), ("Target", "mlcycle.target"), ("Data hash", "mlcycle.data_hash"),
-            ("Model type", "mlcycle.model_type"), ("Pipeline run", "mlcycle.pipeline_run_id"),
-            ("Code version", "mlcycle.code_version"), ("Team", "mlcycle.team"))
+_LINEAGE = (
+    ("Data set", "mlcycle.dataset"),
+    ("Target", "mlcycle.target"),
+    ("Data hash", "mlcycle.data_hash"),
+    ("Model type", "mlcycle.model_type"),
+    ("Pipeline run", "mlcycle.pipeline_run_id"),
+    ("Code version", "mlcycle.code_version"),
+    ("Team", "mlcycle.team"),
+)
 
 
 @dataclass
@@ -74,11 +80,15 @@ def _drift_history(name: str, version: str, client: Any, limit: int = 20) -> Sec
 
     section = Section("Drift and performance history")
     experiment = client.get_experiment_by_name(export.EXPERIMENT)
-    runs = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{export.TAG_MODEL}` = '{name}' and tags.`{export.TAG_VERSION}` = '{version}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=limit,
+    runs = (
+        []
+        if experiment is None
+        else client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{export.TAG_MODEL}` = '{name}' and tags.`{export.TAG_VERSION}` = '{version}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=limit,
+        )
     )
     if not runs:
         section.text.append("No monitoring checks recorded for this version yet.")
@@ -86,10 +96,18 @@ def _drift_history(name: str, version: str, client: Any, limit: int = 20) -> Sec
     section.headers = ["Window end", "Check", "Status", "Drift share", "Drifted", "Accuracy", "F1 macro", "Retrain"]
     for run in runs:
         t, m = run.data.tags, run.data.metrics
-        section.rows.append([_fmt(t.get(export.TAG_WINDOW_END)), _fmt(t.get(export.TAG_KIND)),
-                             _fmt(t.get(export.TAG_STATUS)), _fmt(m.get("drift_share")),
-                             _fmt(m.get("drift_detected")), _fmt(m.get("accuracy")), _fmt(m.get("f1_macro")),
-                             _fmt(t.get(export.TAG_RETRAIN))])
+        section.rows.append(
+            [
+                _fmt(t.get(export.TAG_WINDOW_END)),
+                _fmt(t.get(export.TAG_KIND)),
+                _fmt(t.get(export.TAG_STATUS)),
+                _fmt(m.get("drift_share")),
+                _fmt(m.get("drift_detected")),
+                _fmt(m.get("accuracy")),
+                _fmt(m.get("f1_macro")),
+                _fmt(t.get(export.TAG_RETRAIN)),
+            ]
+        )
     section.text.append(f"Latest {len(runs)} checks, newest first (experiment `{export.EXPERIMENT}`).")
     return section
 
@@ -118,35 +136,50 @@ def build_card(name: str, version: str | int, *, client: Any = None) -> Card:
     sections: list[Section] = []
 
     overview = Section("Overview", headers=["Field", "Value"])
-    overview.rows = [["Registered model", name], ["Version", version],
-                     ["Aliases", ", ".join(sorted(info.aliases)) or "none"],
-                     ["Training run", _fmt(info.run_id)]]
+    overview.rows = [
+        ["Registered model", name],
+        ["Version", version],
+        ["Aliases", ", ".join(sorted(info.aliases)) or "none"],
+        ["Training run", _fmt(info.run_id)],
+    ]
     sections.append(overview)
 
     intended = (model.tags or {}).get(INTENDED_USE_TAG) or model.description or ""
-    sections.append(Section("Intended use", text=[intended or (
-        f"Not recorded. Set it with `mlcycle card {name}/{version} --intended-use \"...\"`.")]))
+    sections.append(
+        Section(
+            "Intended use",
+            text=[intended or (f'Not recorded. Set it with `mlcycle card {name}/{version} --intended-use "..."`.')],
+        )
+    )
 
     data = Section("Training data", headers=["Field", "Value"])
     data.rows = [[label, _fmt(tags.get(key) or run_tags.get(key))] for label, key in _LINEAGE]
     sections.append(data)
 
-    sections.append(Section("Parameters", headers=["Parameter", "Value"],
-                            rows=[[k, _fmt(v)] for k, v in sorted(params.items())],
-                            text=[] if params else ["No parameters recorded."]))
+    sections.append(
+        Section(
+            "Parameters",
+            headers=["Parameter", "Value"],
+            rows=[[k, _fmt(v)] for k, v in sorted(params.items())],
+            text=[] if params else ["No parameters recorded."],
+        )
+    )
 
     evaluation = Section("Evaluation")
     champion_version = run_tags.get("mlcycle.compared_champion_version") or tags.get("mlcycle.gate.champion_version")
     ours = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
     theirs = {k.removeprefix("champion_test_"): v for k, v in metrics.items() if k.startswith("champion_test_")}
     if ours:
-        evaluation.headers = ["Metric (holdout)", f"v{version}",
-                              f"champion v{champion_version}" if champion_version else "champion", "Δ"]
+        evaluation.headers = [
+            "Metric (holdout)",
+            f"v{version}",
+            f"champion v{champion_version}" if champion_version else "champion",
+            "Δ",
+        ]
         for key in sorted(ours):
             other = theirs.get(key)
             delta = None if other is None else ours[key] - other
-            evaluation.rows.append([key, _fmt(ours[key]), _fmt(other),
-                                    "—" if delta is None else f"{delta:+.4f}"])
+            evaluation.rows.append([key, _fmt(ours[key]), _fmt(other), "—" if delta is None else f"{delta:+.4f}"])
         if not theirs:
             evaluation.text.append("No champion existed when this version was evaluated.")
     else:
@@ -155,15 +188,24 @@ def build_card(name: str, version: str | int, *, client: Any = None) -> Card:
         evaluation.text.append(
             f"Gate decision: **{decision}** on `{tags.get('mlcycle.gate.metric', '?')}` — "
             f"{tags.get('mlcycle.gate.reason', '')} (by {tags.get('mlcycle.gate.decided_by', '?')} at "
-            f"{tags.get('mlcycle.gate.decided_at', '?')}).")
+            f"{tags.get('mlcycle.gate.decided_at', '?')})."
+        )
     sections.append(evaluation)
 
-    sections.append(Section("Servability", text=[
-        f"`{tags['mlcycle.servability']}` (replayed through the predictor's code at the gate)"
-        if tags.get("mlcycle.servability") else "Not checked."]))
+    sections.append(
+        Section(
+            "Servability",
+            text=[
+                f"`{tags['mlcycle.servability']}` (replayed through the predictor's code at the gate)"
+                if tags.get("mlcycle.servability")
+                else "Not checked."
+            ],
+        )
+    )
 
     serving = Section("Serving", headers=["Environment", "State", "Traffic %", "InferenceService", "Updated"])
     for env in sorted({k.split(".")[2] for k in tags if k.startswith("mlcycle.serving.") and k.count(".") >= 3}):
+
         def st(key: str, env: str = env) -> str:
             return _fmt(tags.get(f"mlcycle.serving.{env}.{key}"))
 
@@ -171,8 +213,10 @@ def build_card(name: str, version: str | int, *, client: Any = None) -> Card:
     if not serving.rows:
         serving.text.append("Not deployed to a cluster environment.")
     if tags.get("mlcycle.promotion.action"):
-        serving.text.append(f"Last promotion action: {tags['mlcycle.promotion.action']} by "
-                            f"{tags.get('mlcycle.promotion.by', '?')} at {tags.get('mlcycle.promotion.at', '?')}.")
+        serving.text.append(
+            f"Last promotion action: {tags['mlcycle.promotion.action']} by "
+            f"{tags.get('mlcycle.promotion.by', '?')} at {tags.get('mlcycle.promotion.at', '?')}."
+        )
     sections.append(serving)
 
     sections.append(_drift_history(name, version, client))
@@ -186,9 +230,14 @@ def build_card(name: str, version: str | int, *, client: Any = None) -> Card:
     sections.append(approval_section)
 
     trail = audit.version_events(name, version, client=client)
-    sections.append(Section("Audit trail", headers=["At", "Action", "By", "Details"],
-                            rows=[[e.at, e.action, e.by, e.summary()] for e in trail],
-                            text=[] if trail else ["No audit events recorded."]))
+    sections.append(
+        Section(
+            "Audit trail",
+            headers=["At", "Action", "By", "Details"],
+            rows=[[e.at, e.action, e.by, e.summary()] for e in trail],
+            text=[] if trail else ["No audit events recorded."],
+        )
+    )
     return Card(name, version, sections)
 
 
@@ -222,17 +271,23 @@ def _inline(text: str) -> str:
 
 def render_html(card: Card) -> str:
     """The card as one self-contained HTML page (no scripts, no external resources)."""
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>{html.escape(card.title)}</title>",
-           "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-           "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}</style></head><body>",
-           f"<h1>{html.escape(card.title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(card.title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}</style></head><body>",
+        f"<h1>{html.escape(card.title)}</h1>",
+    ]
     for section in card.sections:
         out.append(f"<h2>{html.escape(section.title)}</h2>")
         out += [f"<p>{_inline(p)}</p>" for p in section.text]
         if section.rows:
-            out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in section.headers)
-                       + "</tr></thead><tbody>")
+            out.append(
+                "<table><thead><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in section.headers)
+                + "</tr></thead><tbody>"
+            )
             out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in section.rows]
             out.append("</tbody></table>")
     out.append("</body></html>")

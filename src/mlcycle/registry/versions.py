@@ -138,9 +138,17 @@ def record_decision(name: str, version: str, decision: GateDecision, decided_by:
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    audit.record(name, version, "gate.decision", by=tags["mlcycle.gate.decided_by"], details={
-        k.removeprefix("mlcycle.gate."): v for k, v in tags.items() if k not in (
-            "mlcycle.gate.decided_by", "mlcycle.gate.decided_at")})
+    audit.record(
+        name,
+        version,
+        "gate.decision",
+        by=tags["mlcycle.gate.decided_by"],
+        details={
+            k.removeprefix("mlcycle.gate."): v
+            for k, v in tags.items()
+            if k not in ("mlcycle.gate.decided_by", "mlcycle.gate.decided_at")
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -190,7 +198,12 @@ def set_champion(name: str, version: str, *, reason: str, moved_by: str | None =
     for key, value in tags.items():  # tags first: a crash before the move leaves only tags behind
         client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, CHAMPION, version)
-    audit.record(name, version, "alias.moved", by=tags["mlcycle.champion.by"],
-                 details={"alias": CHAMPION, "from": previous, "to": version, "reason": reason})
+    audit.record(
+        name,
+        version,
+        "alias.moved",
+        by=tags["mlcycle.champion.by"],
+        details={"alias": CHAMPION, "from": previous, "to": version, "reason": reason},
+    )
     log.info("champion of %s: %s -> v%s (%s)", name, f"v{previous}" if previous else "none", version, reason)
     return AliasMove(True, name, CHAMPION, version, previous, reason)

@@ -9,8 +9,16 @@ import pytest
 from mlcycle import tracking
 from mlcycle.config import Settings, load_settings
 
-_ENV = ("MLCYCLE_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI",
-        "MLCYCLE_TEAM", "MLCYCLE_ARTIFACT_ROOT", "MLCYCLE_PROTECTED_ENVIRONMENTS", "MLCYCLE_ACTOR")
+_ENV = (
+    "MLCYCLE_TRACKING_URI",
+    "MLFLOW_TRACKING_URI",
+    "MLCYCLE_REGISTRY_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLCYCLE_TEAM",
+    "MLCYCLE_ARTIFACT_ROOT",
+    "MLCYCLE_PROTECTED_ENVIRONMENTS",
+    "MLCYCLE_ACTOR",
+)
 
 
 @pytest.fixture(scope="session")

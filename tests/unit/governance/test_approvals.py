@@ -27,7 +27,7 @@ def test_missing_approval_fails_the_deploy_step_fast_with_the_command_and_record
         deploy_after_gate(NAME, "1", "prod", team="team-a", settings=load_settings(), api=api)
     message = caught.value.message
     assert "models:/team-a.wine/1 has no approval for prod" in message
-    assert 'mlcycle approve models:/team-a.wine/1 --env prod --reason' in message
+    assert "mlcycle approve models:/team-a.wine/1 --env prod --reason" in message
     assert api.calls == []  # nothing reached the cluster
     tags = protected.get_model_version(NAME, "1").tags
     assert tags["mlcycle.serving.prod.state"] == "awaiting_approval"

@@ -40,14 +40,20 @@ def splits(tmp_path_factory):
 
 def train_and_gate(settings, splits, **training):
     prepared, train_path, test_path = splits
-    result = lifecycle.run_training(train_path, prepared.target, settings, registered_name=NAME, dataset="wine",
-                                    data_hash=prepared.data_hash, **training)
+    result = lifecycle.run_training(
+        train_path,
+        prepared.target,
+        settings,
+        registered_name=NAME,
+        dataset="wine",
+        data_hash=prepared.data_hash,
+        **training,
+    )
     lifecycle.run_evaluation(result.run_id, test_path, prepared.target, NAME)
     return lifecycle.register_and_gate(result.run_id, NAME, GatePolicy(floor=0.0), settings, auto_promote=False)
 
 
-def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlcycle_home, splits, monkeypatch,
-                                                                            capsys):
+def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlcycle_home, splits, monkeypatch, capsys):
     monkeypatch.setenv("MLCYCLE_PROTECTED_ENVIRONMENTS", "prod")
     monkeypatch.setenv("MLCYCLE_TEAM", "team-a")
     monkeypatch.setenv("MLCYCLE_ACTOR", "pipeline:run-1")
@@ -75,19 +81,32 @@ def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlc
 
     steps = [(e.version, e.action) for e in audit.timeline(NAME)]
     assert steps == [
-        ("1", "registered"), ("1", "gate.decision"), ("1", "alias.moved"),  # challenger
+        ("1", "registered"),
+        ("1", "gate.decision"),
+        ("1", "alias.moved"),  # challenger
         ("1", "alias.moved"),  # champion
-        ("1", "approval.granted"), ("1", "deploy.created"),
-        ("2", "registered"), ("2", "gate.decision"), ("2", "alias.moved"),  # challenger
-        ("2", "approval.granted"), ("2", "deploy.canary"), ("2", "canary.analysis"), ("2", "deploy.promoted"),
-        ("2", "promotion.promote"), ("2", "promotion.rollback"),
+        ("1", "approval.granted"),
+        ("1", "deploy.created"),
+        ("2", "registered"),
+        ("2", "gate.decision"),
+        ("2", "alias.moved"),  # challenger
+        ("2", "approval.granted"),
+        ("2", "deploy.canary"),
+        ("2", "canary.analysis"),
+        ("2", "deploy.promoted"),
+        ("2", "promotion.promote"),
+        ("2", "promotion.rollback"),
     ]
     events = audit.timeline(NAME)
     assert [e.at for e in events] == sorted(e.at for e in events)
     by_action = {(e.version, e.action): e for e in events}
     assert by_action[("2", "gate.decision")].details["decision"] == "promote"
     assert by_action[("2", "deploy.canary")].details == {
-        "environment": "prod", "traffic_percent": 10, "inference_service": "team-a/wine", "replaces": "1"}
+        "environment": "prod",
+        "traffic_percent": 10,
+        "inference_service": "team-a/wine",
+        "replaces": "1",
+    }
     assert by_action[("2", "promotion.rollback")].details["to"] == "1"
     assert by_action[("2", "promotion.rollback")].by == "bob"
     assert by_action[("1", "registered")].by == "pipeline:run-1"
@@ -130,7 +149,9 @@ def test_entries_are_never_overwritten_through_the_api(registry):
     with pytest.raises(AuditWriteError):
         audit.append(NAME, "1", "mlcycle.gate.decision", "promote")  # only audit keys go through it
     assert [(e.action, e.by) for e in audit.version_events(NAME, "1")] == [
-        ("approval.granted", "alice"), ("approval.revoked", "bob")]
+        ("approval.granted", "alice"),
+        ("approval.revoked", "bob"),
+    ]
 
 
 def test_two_writers_with_the_same_sequence_number_both_stay(registry, monkeypatch):

@@ -12,9 +12,16 @@ NAME = "team-a.wine"
 
 def test_card_shows_intended_use_drift_history_and_approvals(registry, mlcycle_home):
     cards.set_intended_use(NAME, "Rank wine lots for manual tasting; not for pricing.")
-    export.log_check("drift", model_name=NAME, version="2", model_id=None, status="drift",
-                     metrics={"drift_share": 0.625, "drift_detected": 1.0}, settings=mlcycle_home,
-                     tags={export.TAG_RETRAIN: "false", export.TAG_WINDOW_END: "2026-11-24T04:00:00+00:00"})
+    export.log_check(
+        "drift",
+        model_name=NAME,
+        version="2",
+        model_id=None,
+        status="drift",
+        metrics={"drift_share": 0.625, "drift_detected": 1.0},
+        settings=mlcycle_home,
+        tags={export.TAG_RETRAIN: "false", export.TAG_WINDOW_END: "2026-11-24T04:00:00+00:00"},
+    )
     approvals.approve(NAME, "2", "staging", "offline checks", by="carol")
     card = cards.build_card(NAME, "2")
     markdown, page = cards.render_markdown(card), cards.render_html(card)
