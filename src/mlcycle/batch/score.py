@@ -233,7 +233,7 @@ def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants,
     bad_rows: list[tuple[int, str]] = []
     bad_count = 0
     started, cpu_started = time.perf_counter(), time.process_time()
-    for chunk in iter_chunks(table, read, chunk_rows):
+    for chunk in iter_chunks(table, read, chunk_rows, numeric=loaded.schema.columns):
         n = len(chunk)
         offset = counts["read"]
         x, reasons = _validate(chunk, loaded.schema)

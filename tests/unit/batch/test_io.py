@@ -26,13 +26,28 @@ def test_chunks_cover_the_table_exactly_with_the_requested_columns(tmp_path, suf
     with open_input(str(path)) as t:
         assert t.columns == ("id", "a", "b", "label")
         assert t.num_rows == (25 if suffix == "parquet" else None)
-        chunks = list(iter_chunks(t, ["id", "b"], chunk_rows=10))
+        chunks = list(iter_chunks(t, ["id", "b"], chunk_rows=10, numeric=["a", "b"]))
     assert [len(c) for c in chunks] == [10, 10, 5]
     assert all(list(c.columns) == ["id", "b"] and c.index[0] == 0 for c in chunks)
     joined = pd.concat(chunks, ignore_index=True)
     # Exact floats, also from CSV: rows must reach the model with the bits that were written.
     np.testing.assert_array_equal(joined["b"].to_numpy(), frame["b"].to_numpy())
     assert joined["id"].tolist() == frame["id"].tolist()
+
+
+def test_csv_numbers_are_exact_and_words_stay_text(tmp_path):
+    frame = table(30).astype({"a": object})
+    frame.loc[4, "a"] = "twelve"
+    frame.loc[17, "a"] = None
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with open_input(str(tmp_path / "t.csv")) as t:
+        chunks = list(iter_chunks(t, ["a", "b", "label"], chunk_rows=8, numeric=["a", "b"]))
+    assert [len(c) for c in chunks] == [8, 8, 8, 6]
+    a = pd.concat(chunks, ignore_index=True)["a"]
+    assert a[4] == "twelve" and pd.isna(a[17])
+    good = [i for i in range(30) if i not in (4, 17)]
+    assert [a[i] for i in good] == [frame["a"][i] for i in good]  # the same floats, bit for bit
+    assert chunks[2]["b"].dtype == np.float64  # chunks without a word stay plain float columns
 
 
 def test_a_reader_stopped_early_cleans_up(tmp_path):
