@@ -47,16 +47,41 @@ def kernel_env(tmp_path_factory):
     return root
 
 
-def execute(path: Path, kernel_env: Path, monkeypatch) -> nbformat.NotebookNode:
+@pytest.fixture(scope="module")
+def executed(kernel_env):
+    """All notebooks, executed at the same time (each in its own kernel and MLCYCLE_HOME): name → notebook or error.
+
+    Most of a notebook's time is spent in kfp.local steps and predictor start-ups that leave the CPU idle
+    between them, so running the three side by side takes little more than the longest one.
+    """
+    import asyncio
+
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("JUPYTER_PATH", str(kernel_env))
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.delenv("KFP_HOST", raising=False)  # the local runner, always, in tests
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT_S, allow_errors=False,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    return nb
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", str(kernel_env))
+        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        patch.delenv("KFP_HOST", raising=False)  # the local runner, always, in tests
+        notebooks = {path.name: nbformat.read(path, as_version=4) for path in NOTEBOOKS}
+        # "immediate" kills the kernel's process group: a predictor a failed notebook left running goes with it.
+        resources = {"metadata": {"path": str(REPO / "notebooks")}}
+        clients = [NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT_S, allow_errors=False,
+                                  shutdown_kernel="immediate", resources=resources)
+                   for nb in notebooks.values()]
+
+        async def run_all():
+            return await asyncio.gather(*(client.async_execute() for client in clients), return_exceptions=True)
+
+        results = asyncio.run(run_all())
+    return {name: result if isinstance(result, BaseException) else notebooks[name]
+            for name, result in zip(notebooks, results, strict=True)}
+
+
+def execute(executed, name: str) -> nbformat.NotebookNode:
+    result = executed[name]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def text_of(nb) -> str:
@@ -75,8 +100,9 @@ def mime_types(nb) -> set[str]:
 
 
 @pytest.mark.slow
-def test_01_trains_registers_and_shows_plots(kernel_env, monkeypatch):
-    nb = execute(REPO / "notebooks" / "01-train-and-register.ipynb", kernel_env, monkeypatch)
+@pytest.mark.timeout(1200)  # the first test also waits for the three notebooks to run
+def test_01_trains_registers_and_shows_plots(executed):
+    nb = execute(executed, "01-train-and-register.ipynb")
     text = text_of(nb)
     assert "registered wine version 1 | champion: 1" in text
     assert "SUCCESS  promote-model" in text
@@ -85,8 +111,9 @@ def test_01_trains_registers_and_shows_plots(kernel_env, monkeypatch):
 
 
 @pytest.mark.slow
-def test_02_serves_a_canary_and_follows_the_promotion(kernel_env, monkeypatch):
-    nb = execute(REPO / "notebooks" / "02-serve-and-canary.ipynb", kernel_env, monkeypatch)
+@pytest.mark.timeout(1200)  # the first test also waits for the three notebooks to run
+def test_02_serves_a_canary_and_follows_the_promotion(executed):
+    nb = execute(executed, "02-serve-and-canary.ipynb")
     text = text_of(nb)
     assert "champion: 1 | challenger: 2" in text
     assert "'model_version': '1'" in text or '"model_version": "1"' in text
@@ -97,8 +124,9 @@ def test_02_serves_a_canary_and_follows_the_promotion(kernel_env, monkeypatch):
 
 
 @pytest.mark.slow
-def test_03_finds_drift_in_the_shifted_window_only(kernel_env, monkeypatch):
-    nb = execute(REPO / "notebooks" / "03-monitor-drift.ipynb", kernel_env, monkeypatch)
+@pytest.mark.timeout(1200)  # the first test also waits for the three notebooks to run
+def test_03_finds_drift_in_the_shifted_window_only(executed):
+    nb = execute(executed, "03-monitor-drift.ipynb")
     text = text_of(nb)
     assert "600 rows logged" in text
     assert "normal window: ok; shifted window: drift" in text
