@@ -19,4 +19,9 @@ def mlcycle_home(tmp_path, monkeypatch) -> Settings:
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     settings = load_settings()
     tracking.configure(settings)
+    # Runs a test starts without naming an experiment land in this one, whose artifacts live under
+    # MLCYCLE_HOME; MLflow's Default experiment would put them in ./mlruns of the working directory.
+    import mlflow
+
+    mlflow.set_experiment(experiment_id=tracking.ensure_experiment("tests", settings))
     return settings

@@ -48,6 +48,10 @@ def monitoring_home_fixture(tmp_path_factory) -> Settings:
 def logged_wine_fixture(monitoring_home):
     if "model" not in _SESSION:
         tracking.configure(monitoring_home)
+        import mlflow
+
+        # Its own experiment, so artifacts stay under MLCYCLE_HOME (not ./mlruns of the working directory).
+        mlflow.set_experiment(experiment_id=tracking.ensure_experiment("monitoring-tests", monitoring_home))
         _SESSION["model"] = log_wine_model()
     return _SESSION["model"]
 
