@@ -25,8 +25,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not slow"
 
+# ruff's S rules are the static security lint (findings fixed or justified inline with `# noqa: Sxxx (why)`);
+# pip-audit checks the installed dependencies against PyPI's advisory data (the project itself is skipped).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 compile: $(STAMP)
 	$(BIN)/mlcycle compile
