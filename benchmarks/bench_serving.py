@@ -459,6 +459,29 @@ class Run:
     p99_ms: float
     requests: int
     errors: int
+    seconds: float = 0.0
+    rounds: list[dict] = field(default_factory=list)  # per-round rps/p50/p99 when split in rounds
+
+
+def combine(parts: list[Run]) -> Run:
+    """One cell's rounds as one result: total throughput, and the median of the rounds' p50 and p99."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    seconds = sum(p.seconds for p in parts)
+    return Run(
+        first.server,
+        first.model,
+        first.rows,
+        first.connections,
+        rps=sum(p.rps * p.seconds for p in parts) / seconds if seconds else 0.0,
+        p50_ms=statistics.median(p.p50_ms for p in parts),
+        p99_ms=statistics.median(p.p99_ms for p in parts),
+        requests=sum(p.requests for p in parts),
+        errors=sum(p.errors for p in parts),
+        seconds=seconds,
+        rounds=[{"rps": p.rps, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms} for p in parts],
+    )
 
 
 def run_wrk(url: str, body_path: Path, script: Path, connections: int, duration: int) -> dict:
@@ -491,6 +514,7 @@ def measure(
         p99_ms=r["p99_us"] / 1000,
         requests=r["requests"],
         errors=errors,
+        seconds=r["duration_us"] / 1e6,
     )
 
 
@@ -647,7 +671,13 @@ def print_targets(report: Report) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds per cell (a smoke run)")
-    parser.add_argument("--duration", type=int, help="seconds of load per run (default 15, --quick 3)")
+    parser.add_argument("--duration", type=int, help="seconds of load per server and cell (default 15, --quick 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="split each cell's duration into rounds that alternate the servers (default 3, --quick 1); "
+        "p50/p99 are the median over rounds",
+    )
     parser.add_argument(
         "--servers",
         default="mlcycle,mlserver-default,mlserver-batching",
@@ -658,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, model repos)")
     args = parser.parse_args(argv)
     duration = args.duration or (3 if args.quick else 15)
+    rounds = args.rounds or (1 if args.quick else 3)
+    if duration // rounds < 1:
+        parser.error("--duration must give each round at least one second")
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     if shutil.which("wrk") is None:
         print(
@@ -719,10 +752,14 @@ def main(argv: list[str] | None = None) -> int:
                     if c == 1:  # the floor, measured just before and after the servers' unloaded runs
                         calls = floor_functions(model, n, home)
                         before = floor_ms(calls, floor_seconds)
+                    parts: dict[str, list[Run]] = {server.name: [] for server in servers}
+                    for round_ in range(rounds):
+                        for server in servers:  # alternating, round by round
+                            if round_ == 0:  # a short warm-up: connection set-up and first calls
+                                measure(server, model, n, c, 1, work, script)
+                            parts[server.name].append(measure(server, model, n, c, duration // rounds, work, script))
                     for server in servers:
-                        # A short warm-up so connection set-up and first-call costs are not measured.
-                        measure(server, model, n, c, 1, work, script)
-                        run = measure(server, model, n, c, duration, work, script)
+                        run = combine(parts[server.name])
                         report.runs.append(run)
                         log(
                             f"{key} {n}-row {c}c {server.name}: {run.rps:.1f} req/s, "
