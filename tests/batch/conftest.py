@@ -70,9 +70,11 @@ def batch_wine(tmp_path_factory) -> BatchWine:
     client = MlflowClient()
     client.set_registered_model_alias("wine", "champion", v1)
     client.set_registered_model_alias("wine", "challenger", v2)
-    yield BatchWine(home=home, env=env, settings=settings, X=data.data, estimators={v1: rf, v2: lr})
+    # Leave the process environment as it was: later test directories must not inherit this store.
+    # Each test gets it back through the ``wine`` fixture (monkeypatched, undone after the test).
     os.environ.clear()
     os.environ.update(saved)
+    return BatchWine(home=home, env=env, settings=settings, X=data.data, estimators={v1: rf, v2: lr})
 
 
 @pytest.fixture
