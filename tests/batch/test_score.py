@@ -195,3 +195,28 @@ def test_output_must_be_parquet_and_input_must_exist(wine, tmp_path):
         score_batch("wine@champion", str(tmp_path / "missing.csv"), str(tmp_path / "out.parquet"), wine.settings)
     with pytest.raises(ModelNotFoundError):
         score_batch("wine@nobody", source, str(tmp_path / "out.parquet"), wine.settings)
+
+
+def test_s3_input_and_outputs(wine, tmp_path, monkeypatch):
+    import io
+
+    from moto import mock_aws
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    frame = with_bad_rows(wine)
+    with mock_aws():
+        import boto3
+
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="scoring")
+        s3.put_object(Bucket="scoring", Key="in/rows.csv", Body=frame.to_csv(index=False).encode())
+        result = score_batch("wine@champion", "s3://scoring/in/rows.csv", "s3://scoring/out/scores.parquet",
+                             wine.settings, on_bad_rows="quarantine", chunk_rows=64)
+        scores = pd.read_parquet(io.BytesIO(s3.get_object(Bucket="scoring", Key="out/scores.parquet")["Body"].read()))
+        bad = pd.read_parquet(
+            io.BytesIO(s3.get_object(Bucket="scoring", Key="out/scores.quarantine.parquet")["Body"].read()))
+    assert result.quarantine_uri == "s3://scoring/out/scores.quarantine.parquet"
+    assert len(scores) == 197 and bad["row"].tolist() == [5, 70, 150]
+    assert scores["customer_id"].tolist() == frame.drop(index=[5, 70, 150])["customer_id"].tolist()
