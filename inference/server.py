@@ -188,6 +188,29 @@ class PredictorMultiProcessServer(RESTServerMultiProcess):
         self._processes = []
         self.should_exit = asyncio.Event()
 
+    async def keep_subprocess_alive(self, sockets: list) -> None:
+        """Replace workers that exited; leave busy ones alone.
+
+        KServe pings each worker every half second and kills one that does not answer within 5 s. A
+        worker that is still importing MLflow and scikit-learn on a busy machine does not answer, so it
+        was killed and restarted over and over before it ever served. Only an exit counts here; a hung
+        worker is the liveness probe's business.
+        """
+        from kserve.protocol.rest.multiprocess.server import RESTServerProcess
+
+        from mlcycle.serving.metrics import mark_process_dead
+
+        if self.should_exit.is_set():
+            return
+        for idx, process in enumerate(self._processes):
+            if process._process.exitcode is None:
+                continue
+            log.warning("REST worker %s exited with %s; starting a new one", process.pid, process._process.exitcode)
+            mark_process_dead(process.pid)
+            replacement = RESTServerProcess(sockets, self._rest_server.run)
+            replacement.start()
+            self._processes[idx] = replacement
+
 
 class MlcycleErrorInterceptor(ExceptionToStatusInterceptor):
     """KServe's gRPC error mapping plus mlcycle errors, with the message as details."""
