@@ -8,7 +8,9 @@ compiled YAML packages; ``mlcycle`` never imports the ``pipelines`` package.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +187,9 @@ def _api_errors() -> tuple[type[BaseException], ...]:
 def _call(what: str, host: str | None, func, /, **kwargs):
     """Call the KFP API; an unreachable or refusing API becomes one :class:`KfpUnavailableError`."""
     try:
-        return func(**kwargs)
+        # kfp.Client prints "Run details: <url>" links; they go to stderr so stdout stays ours (--json).
+        with contextlib.redirect_stdout(sys.stderr):
+            return func(**kwargs)
     except _api_errors() as e:
         reason = getattr(e, "reason", None) or str(e) or type(e).__name__
         first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else type(e).__name__

@@ -37,7 +37,17 @@ class CompilingFake(FakeKfpClient):
 
 
 @pytest.fixture
-def fake(monkeypatch, mlcycle_home):
+def light_home(tmp_path, monkeypatch):
+    """MLCYCLE_HOME in tmp_path without creating an MLflow store: submit and schedule never touch MLflow."""
+    monkeypatch.setenv("MLCYCLE_HOME", str(tmp_path / "home"))
+    for variable in ("MLCYCLE_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI",
+                     "MLCYCLE_TEAM"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def fake(monkeypatch, light_home):
     client = CompilingFake()
     connected = []
 
@@ -119,7 +129,7 @@ def test_schedule_training_with_a_cron(fake, capsys):
     assert "recurring run rec-7 (nightly) runs the training pipeline on '0 0 2 * * *'" in out
 
 
-def test_an_unreachable_host_is_one_line(monkeypatch, mlcycle_home, capsys, tmp_path):
+def test_an_unreachable_host_is_one_line(monkeypatch, light_home, capsys, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file
     code = main(["submit", "--host", "http://127.0.0.1:9"])
     _, err = capsys.readouterr()
