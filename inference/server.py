@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import warnings
 from concurrent import futures
 from typing import Any
 
@@ -62,6 +63,8 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    # KServe's app still declares ORJSONResponse, which FastAPI now warns about on every new route use.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
 
 def _loads(body: bytes) -> Any:
