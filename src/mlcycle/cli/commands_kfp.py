@@ -52,11 +52,14 @@ def compile_pipeline(pipeline: str, out_dir: Path) -> Path:
 
 
 def _package(pipeline: str, package: Path | None, tmp: str) -> Path:
+    from rich.console import Console
+
     if package is not None:
         if not package.is_file():
             raise InvalidInputError(f"--package {package} does not exist", field="package")
         return package
-    return compile_pipeline(pipeline, Path(tmp))
+    with Console(stderr=True).status(f"compiling the {pipeline} pipeline"):
+        return compile_pipeline(pipeline, Path(tmp))
 
 
 @app.command("submit", rich_help_panel="Kubeflow Pipelines cluster")
