@@ -12,8 +12,8 @@ import sys
 from mlcycle.cli import (
     commands_batch,  # noqa: E402,F401  (registration side effect)
     commands_deploy,  # noqa: E402,F401  (registration side effect)
-    commands_kfp,  # noqa: E402,F401  (registration side effect)
     commands_governance,  # noqa: E402,F401  (registration side effect)
+    commands_kfp,  # noqa: E402,F401  (registration side effect)
     commands_lifecycle,  # noqa: E402,F401  (registration side effect)
     commands_monitoring,  # noqa: E402,F401  (registration side effect)
     commands_serving,  # noqa: E402,F401  (registration side effect)
