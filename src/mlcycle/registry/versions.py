@@ -21,6 +21,9 @@ from mlcycle.registry.uris import CHALLENGER, CHAMPION, split_name
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = "mlcycle."
+# The version a champion replaced, written on the new champion by every champion move (the pipeline's
+# promotion and `mlcycle promote`); `mlcycle rollback` returns to it.
+PREVIOUS_CHAMPION_TAG = "mlcycle.champion.previous"
 
 
 def actor() -> str:
@@ -190,7 +193,7 @@ def set_champion(name: str, version: str, *, reason: str, moved_by: str | None =
     get_version(name, version)
     previous = alias_version(name, CHAMPION)
     tags = {
-        "mlcycle.champion.previous": previous or "",
+        PREVIOUS_CHAMPION_TAG: previous or "",
         "mlcycle.champion.reason": reason,
         "mlcycle.champion.by": moved_by or actor(),
         "mlcycle.champion.at": now_iso(),

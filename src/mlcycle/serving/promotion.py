@@ -5,7 +5,8 @@ two functions are all that a local promotion or rollback needs. Who did it, when
 as version tags (``mlcycle.promotion.*``, docs/contracts.md):
 
 - ``promote(name)`` moves ``champion`` to the version behind ``challenger`` (the canary) and records
-  on that version the champion it replaced (``mlcycle.promotion.previous_champion``).
+  on that version the champion it replaced (``mlcycle.champion.previous``, the tag the pipeline's
+  promotion writes too).
 - ``rollback(name)`` moves ``champion`` back to the version recorded as previous champion of the
   current champion, and marks the current one as rolled back. Without that record it refuses.
 """
@@ -22,8 +23,9 @@ from mlcycle.errors import InvalidInputError, ModelNotFoundError, ServabilityErr
 from mlcycle.governance import audit
 from mlcycle.governance.approvals import require_approval
 from mlcycle.registry.uris import CHALLENGER, CHAMPION, qualified_name
+from mlcycle.registry.versions import PREVIOUS_CHAMPION_TAG
 
-TAG_PREVIOUS = "mlcycle.promotion.previous_champion"
+TAG_PREVIOUS = PREVIOUS_CHAMPION_TAG  # shared with the pipeline's promotion, so rollback undoes either
 TAG_BY = "mlcycle.promotion.by"
 TAG_AT = "mlcycle.promotion.at"
 TAG_REASON = "mlcycle.promotion.reason"

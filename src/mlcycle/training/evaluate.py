@@ -96,20 +96,28 @@ def compare_with_champion(candidate_model, test: pd.DataFrame, target: str, regi
 
 
 def log_comparison(run_id: str, comparison: Comparison) -> None:
-    """Record test metrics (``test_*``, ``champion_test_*``) and the pictures on the candidate's run."""
-    import mlflow
+    """Record test metrics (``test_*``, ``champion_test_*``) and the pictures on the candidate's run.
 
+    Through the client, not ``mlflow.start_run``: resuming a run with the fluent API fails whenever
+    the caller (a notebook, say) has set another active experiment.
+    """
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
     metrics = {f"test_{k}": v for k, v in comparison.candidate.metrics.items()}
     if comparison.champion is not None:
         metrics |= {f"champion_test_{k}": v for k, v in comparison.champion.metrics.items()}
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict({"labels": comparison.candidate.labels, "matrix": comparison.candidate.confusion},
-                        "evaluation/confusion_matrix.json")
-        for name, figure in plot_evaluation(comparison.candidate).items():
-            mlflow.log_figure(figure, f"evaluation/{name}.png")
-        if comparison.champion_version:
-            mlflow.set_tag("mlcycle.compared_champion_version", comparison.champion_version)
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()])
+    client.log_dict(run_id, {"labels": comparison.candidate.labels, "matrix": comparison.candidate.confusion},
+                    "evaluation/confusion_matrix.json")
+    for name, figure in plot_evaluation(comparison.candidate).items():
+        client.log_figure(run_id, figure, f"evaluation/{name}.png")
+    if comparison.champion_version:
+        client.set_tag(run_id, "mlcycle.compared_champion_version", comparison.champion_version)
 
 
 def plot_evaluation(evaluation: Evaluation) -> dict:

@@ -114,3 +114,21 @@ def test_gate_refuses_a_version_the_serving_image_cannot_serve(mlcycle_home, spl
     tags = MlflowClient().get_model_version("wine", version).tags
     assert tags["mlcycle.servability"].startswith("failed")
     assert alias_version("wine", "challenger") is None and alias_version("wine", "champion") is None
+
+
+def test_a_champion_the_pipeline_promoted_can_be_rolled_back(mlcycle_home, splits):
+    """The pipeline's promotion and `mlcycle rollback` agree on where the previous champion is recorded."""
+    from mlcycle.serving.promotion import rollback
+
+    prepared, train_path, test_path = splits
+    for model_type, params in (("logistic_regression", {"C": 0.001}), ("random_forest", {})):
+        trained = lifecycle.run_training(train_path, prepared.target, mlcycle_home, registered_name="wine",
+                                         model_type=model_type, params=params)
+        lifecycle.run_evaluation(trained.run_id, test_path, prepared.target, "wine")
+        outcome = lifecycle.register_and_gate(trained.run_id, "wine", GatePolicy(), mlcycle_home)
+        assert outcome.promote
+        lifecycle.promote_if_passed("wine", outcome.version)
+    assert alias_version("wine", "champion") == "2"
+    move = rollback("wine", mlcycle_home, reason="test")
+    assert (move.previous, move.current) == ("2", "1")
+    assert alias_version("wine", "champion") == "1"
