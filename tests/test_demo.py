@@ -36,6 +36,7 @@ def test_demo_tells_the_whole_lifecycle_and_cleans_up(tmp_path):
     # 5-6: the shifted traffic was logged and drift found on exactly the shifted features.
     assert report["payload_rows"] >= 400
     assert sorted(report["drift"]["drifted_columns"]) == ["alcohol", "color_intensity"]
+    assert report["drift"]["dataset_drift"] is True
     assert Path(report["report_path"]).is_file() and Path(report["report_path"]).suffix == ".html"
     assert any(line.startswith("mlcycle_requests_total") for line in report["metrics_sample"])
     # The story was told on stderr (with --json), chapter by chapter.
