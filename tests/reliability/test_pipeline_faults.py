@@ -41,24 +41,6 @@ print("completed", outcome.version, outcome.action)
 """
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A fresh MLflow store under tmp_path; like ``mlcycle_home`` but with no active experiment set, as
-    in a pipeline pod (an active experiment makes ``start_run(run_id=...)`` of the training run refuse)."""
-    from mlcycle import tracking
-    from mlcycle.config import load_settings
-
-    monkeypatch.setenv("MLCYCLE_HOME", str(tmp_path / "mlcycle-home"))
-    for var in ("MLCYCLE_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI",
-                "MLCYCLE_TEAM", "MLCYCLE_ARTIFACT_ROOT", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setattr("mlflow.tracking.fluent._active_experiment_id", None)
-    settings = load_settings()
-    tracking.configure(settings)
-    return settings
-
-
 def assert_consistent(settings) -> str:
     """``champion`` points at an existing version that the predictor's code can serve; returns it."""
     champion = versions.alias_version("wine", "champion")
