@@ -12,6 +12,12 @@ import os
 import sys
 import tempfile
 
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -38,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Must be set before prometheus_client is imported (by kserve or mlcycle) in any process.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlcycle-metrics-")
+    # MLflow's HTTP client retries 7 times with exponential backoff (minutes) and waits 120 s per request:
+    # fine for a training job, too long for an alias poller that should notice a recovered registry
+    # within a few polls. Explicit settings win.
+    for key, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     # KServe's model_server parses sys.argv when imported; give it only the program name.
     sys.argv = sys.argv[:1]
 
