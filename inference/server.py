@@ -224,6 +224,33 @@ class MlcycleErrorInterceptor(ExceptionToStatusInterceptor):
         return await super().handle_exception(ex, request_or_iterator, context, method_name)
 
 
+class PredictorServicer(InferenceServicer):
+    """KServe's v2 gRPC servicer; ModelMetadata built from our metadata (KServe's passes the REST dicts,
+    whose ``parameters`` the protobuf TensorMetadata has no field for: every call was INTERNAL)."""
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+        model = self._data_plane.get_model_from_registry(request.name)
+        if not hasattr(model, "metadata"):
+            return await super().ModelMetadata(request, context)
+        meta = model.metadata(request.version or None)
+
+        def tensors(items: list[dict]) -> list:
+            return [
+                pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"])
+                for t in items
+            ]
+
+        return pb.ModelMetadataResponse(
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=tensors(meta["inputs"]),
+            outputs=tensors(meta["outputs"]),
+        )
+
+
 class PredictorGRPCServer(GRPCServer):
     """KServe's v2 gRPC service on ``host:port``, without the per-call log line."""
 
@@ -232,7 +259,7 @@ class PredictorGRPCServer(GRPCServer):
         self._host = host
 
     async def start(self, max_workers: int) -> None:
-        servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+        servicer = PredictorServicer(self._data_plane, self._model_repository_extension)
         self._server = aio.server(
             futures.ThreadPoolExecutor(max_workers=max_workers),
             interceptors=(MlcycleErrorInterceptor(),),

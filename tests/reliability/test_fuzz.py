@@ -45,7 +45,7 @@ def server(wine_registry, tmp_path_factory):
         "MLCYCLE_SERVING_PAYLOAD_LOG": "false",
     }
     log = tmp_path_factory.mktemp("fuzz") / "predictor.log"
-    p = start_predictor(["models:/wine@champion"], env, log, grpc=False)
+    p = start_predictor(["models:/wine@champion"], env, log, grpc=True)
     yield p
     stop_predictor(p.proc)
 
@@ -257,6 +257,94 @@ def test_non_json_bytes(client, data):
     check(client.post(path, content=body, headers={"content-type": data.draw(CONTENT_TYPES)}), f"POST {path} {body!r}")
 
 
+# -- v2 gRPC ------------------------------------------------------------------------------------
+
+GRPC_CODES: Counter[str] = Counter()
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+@st.composite
+def grpc_tensor(draw, pb, columns: list[str]):
+    rows = draw(st.integers(0, 5))
+    shape = draw(st.one_of(st.just([rows, len(columns)]), st.just([rows]), st.lists(INT64, max_size=3)))
+    contents = {}
+    field = draw(st.sampled_from(["fp64", "fp32", "int64", "int", "uint", "bool", "bytes", "none"]))
+    if field == "fp64":
+        contents["fp64_contents"] = draw(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=80))
+    elif field == "fp32":
+        contents["fp32_contents"] = draw(st.lists(st.floats(width=32), max_size=80))
+    elif field == "int64":
+        contents["int64_contents"] = draw(st.lists(INT64, max_size=80))
+    elif field == "int":
+        contents["int_contents"] = draw(st.lists(st.integers(-(2**31), 2**31 - 1), max_size=80))
+    elif field == "uint":
+        contents["uint_contents"] = draw(st.lists(st.integers(0, 2**32 - 1), max_size=80))
+    elif field == "bool":
+        contents["bool_contents"] = draw(st.lists(st.booleans(), max_size=80))
+    elif field == "bytes":
+        contents["bytes_contents"] = draw(st.lists(st.binary(max_size=8), max_size=20))
+    return pb.ModelInferRequest.InferInputTensor(
+        name=draw(st.one_of(st.just("input-0"), st.sampled_from(columns), st.text(max_size=6))),
+        datatype=draw(DATATYPES),
+        shape=shape,
+        contents=pb.InferTensorContents(**contents) if contents else None,
+    )
+
+
+@settings(FUZZ, max_examples=600)
+@given(data=st.data())
+def test_v2_grpc(server, columns, data):
+    """The v2 gRPC service: no INTERNAL/UNKNOWN answers to any generated request."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg
+
+    global GRPC_STUB
+    if GRPC_STUB is None:
+        GRPC_STUB = pbg.GRPCInferenceServiceStub(grpc.insecure_channel(server.grpc))
+    name = data.draw(NAMES)
+    kind = data.draw(st.integers(0, 5))
+    try:
+        if kind == 0:
+            GRPC_STUB.ModelMetadata(pb.ModelMetadataRequest(name=name, version=data.draw(st.text(max_size=3))),
+                                    timeout=10)
+        elif kind == 1:
+            GRPC_STUB.ModelReady(pb.ModelReadyRequest(name=name), timeout=10)
+        else:
+            tensors = data.draw(st.lists(grpc_tensor(pb, columns), min_size=0, max_size=3))
+            raw = data.draw(st.one_of(st.just([]), st.lists(st.binary(max_size=128), max_size=len(tensors))))
+            request = pb.ModelInferRequest(model_name=name, model_version=data.draw(st.sampled_from(["", "1", "9"])),
+                                           id=data.draw(st.text(max_size=6)), inputs=tensors,
+                                           raw_input_contents=raw)
+            GRPC_STUB.ModelInfer(request, timeout=10)
+        GRPC_CODES["OK"] += 1
+    except grpc.RpcError as e:
+        code = e.code()
+        GRPC_CODES[code.name] += 1
+        assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS), (
+            f"kind {kind}: {code.name} {e.details()}"
+        )
+
+
+GRPC_STUB = None
+
+
+def test_grpc_model_metadata_answers(server, columns):
+    """Was INTERNAL for every call: KServe put the REST metadata dicts into the protobuf message."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg
+
+    with grpc.insecure_channel(server.grpc) as channel:
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        meta = stub.ModelMetadata(pb.ModelMetadataRequest(name="wine"), timeout=10)
+        assert [i.name for i in meta.inputs] == columns
+        assert list(meta.versions) == ["1"]
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelMetadata(pb.ModelMetadataRequest(name="wine", version="7"), timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 # -- refused early: oversized bodies and deep nesting ------------------------------------------------
 
 
@@ -323,7 +411,9 @@ def test_the_server_survived_and_answered_everything(client, server, columns):
     r = client.post("/v1/models/wine:predict", json={"instances": [[13.0] * len(columns)]})
     assert r.status_code == 200, r.text
     total = sum(STATUSES.values())
-    print(f"\nfuzzing: {total} requests, status counts {dict(sorted(STATUSES.items()))}, failures {len(FAILURES)}")
+    grpc_total, codes = sum(GRPC_CODES.values()), dict(sorted(GRPC_CODES.items()))
+    print(f"\nfuzzing: {total} HTTP requests, status counts {dict(sorted(STATUSES.items()))}, "
+          f"failures {len(FAILURES)}; {grpc_total} gRPC requests, codes {codes}")
     assert not FAILURES
     if len(FUZZED) == 4:  # the whole module ran (not a -k selection)
         assert total >= 5_000, f"only {total} requests were sent; the fuzzing should send at least 5,000"
