@@ -56,7 +56,7 @@ def server(team_models, tmp_path_factory):
         "MLCYCLE_LOG_LEVEL": "DEBUG",  # the chattiest the server gets: keys must not show up even there
     }
     log = tmp_path_factory.mktemp("auth") / "predictor.log"
-    p = start_predictor(["models:/team-a.wine/1", "models:/team-b.grape/1"], env, log, grpc=False)
+    p = start_predictor(["models:/team-a.wine/1", "models:/team-b.grape/1"], env, log, grpc=True)
     yield p
     stop_predictor(p.proc)
 
@@ -116,6 +116,26 @@ def test_team_keys_call_only_their_teams_models(server):
         for model in ("wine", "grape"):  # the admin key calls every model
             for path, body in calls(model):
                 assert c.post(path, json=body, headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+
+
+def test_grpc_is_checked_the_same_way(server):
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg
+
+    request = pb.ModelInferRequest(model_name="wine", inputs=[pb.ModelInferRequest.InferInputTensor(
+        name="input-0", datatype="FP64", shape=[1, 13], contents=pb.InferTensorContents(fp64_contents=ROW))])
+    with grpc.insecure_channel(server.grpc) as channel:
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        for metadata, code in (((), grpc.StatusCode.UNAUTHENTICATED),
+                               ((("x-api-key", WRONG),), grpc.StatusCode.UNAUTHENTICATED),
+                               ((("authorization", f"Bearer {KEY_B}"),), grpc.StatusCode.PERMISSION_DENIED)):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.ModelInfer(request, metadata=metadata, timeout=10)
+            assert e.value.code() == code
+            assert_no_key(e.value.details() or "")
+        ok = stub.ModelInfer(request, metadata=(("authorization", f"Bearer {KEY_A}"),), timeout=10)
+        assert ok.model_name == "wine"
 
 
 def test_keys_never_reach_logs_metrics_or_payload_logs(server):
