@@ -14,6 +14,8 @@ import pytest
 from tests.inference.conftest import start_predictor, stop_predictor
 from tests.inference.wine_models import log_wine_model
 
+pytestmark = pytest.mark.slow  # a real predictor
+
 KEY_A = "ka-7f3c9e1d2b4a6f8e0c1d3b5a7e9f1c3d"
 KEY_B = "kb-2e4c6a8b0d1f3e5c7a9b1d3f5e7c9a1b"
 ADMIN = "kadmin-9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
