@@ -7,7 +7,6 @@ before listening, then serves them all from one KServe model server under their 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -59,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlcycle.registry.uris import parse_model_ref
 
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from mlcycle import logs
+
+    # JSON lines or text per MLCYCLE_LOG_FORMAT, with the request id on every line of a request.
+    logs.configure(settings, component="predictor")
     try:
         canary_base = parse_model_ref(args.canary, settings.team).base_name if args.canary else None
         models, names = [], set()

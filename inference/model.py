@@ -25,7 +25,7 @@ from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from inference.runtime import Runtime, runtime
-from mlcycle import tracking
+from mlcycle import logs, tracking
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError
 from mlcycle.serving.batching import AdaptiveBatcher
@@ -332,6 +332,8 @@ class MlflowModel(Model):
             sticky = str(given_id) if given_id else None
             request_id = sticky or f"{_ID_PREFIX}-{next(_ids)}"
             sv = self._route(sticky) if version is None else self.served_version(version)
+            # Every log line of this request (its task's context) carries its id, model and version.
+            logs.bind_request(request_id, self.name, sv.version)
             limit = self.settings.serving_max_rows
             if protocol == "v1":
                 x = decode_v1(inputs, sv.loaded.schema, max_rows=limit)
@@ -341,12 +343,15 @@ class MlflowModel(Model):
             status = 200
         except MlcycleError as e:
             status = e.http_status
+            log.info("refused with %d: %s", status, e.message)
             raise
         finally:
             rt.metrics.observe_request(
                 self.name, sv.version if sv else "", protocol, status, time.perf_counter() - start
             )
         rt.metrics.count_predictions(self.name, sv.version, result.predictions)
+        if log.isEnabledFor(logging.DEBUG):  # no per-request logging cost at INFO
+            log.debug("answered %d rows over %s", len(result.predictions), protocol)
         if rt.payloads is not None:
             self._log_payload(rt, sv, protocol, request_id, x, result)
         return sv, request_id, result
