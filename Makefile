@@ -6,20 +6,43 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast lint compile manifests bench bench-serving bench-drift bench-batch clean
+.PHONY: setup lock demo test test-fast lint compile manifests bench bench-serving bench-drift bench-batch clean
 
-$(STAMP): pyproject.toml
+LOCK := requirements/dev.txt
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_PYTHON := 3.11
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version $(LOCK_PYTHON) \
+	--python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --quiet
+
+# The venv is exactly the lock: every package pinned and hash-checked, nothing resolved at install time
+# (--no-deps), then mlcycle itself as an editable install built by the locked hatchling.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@$(BIN)/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(LOCK_PYTHON)" else \
+	  f"the lock ($(LOCK)) is for Python $(LOCK_PYTHON), .venv has {v}: make PYTHON=python$(LOCK_PYTHON) setup")'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Re-resolve the lock from pyproject.toml (needs the package index). The runtime lock (the images) is the
+# dev lock's subset: same versions, fewer packages. tests/test_lock.py fails until this is re-run.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet "$$(grep -m1 -o '^uv==[^ ]*' $(LOCK))"
+	$(UV_COMPILE) --extra dev -o $(LOCK) $(LOCK_ARGS)
+	$(UV_COMPILE) -c $(LOCK) -o $(LOCK_RUNTIME)
+	$(BIN)/python scripts/lock_digest.py --write $(LOCK) $(LOCK_RUNTIME)
 
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mlcycle demo
 
+# Installs (as root or with passwordless sudo) the Debian packages whose servers the tests start, or stops
+# with one line naming them: nothing is skipped for a missing server.
 test: $(STAMP)
+	bash scripts/install-debian-deps.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)

@@ -1,7 +1,7 @@
 """Offline validation as strict as an API server with strict field validation (``kubectl apply``).
 
-Custom resources validate against their real CRD schemas from ``../shared/crds/`` (beside the repo
-root), with every object schema that lists ``properties`` and lacks
+Custom resources validate against their real CRD schemas, vendored unchanged in ``third_party/crds/``
+(upstream, version and licence in its README), with every object schema that lists ``properties`` and lacks
 ``x-kubernetes-preserve-unknown-fields`` closed (``additionalProperties: false``); ``metadata`` against
 Kubernetes' ObjectMeta. Core kinds validate with kubernetes-validate in strict mode. A kind that neither
 knows is an error, not a pass.
@@ -23,7 +23,7 @@ from kubernetes_validate.utils import schema_contents
 from referencing import Registry, Resource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO_ROOT.parent / "shared" / "crds"
+CRD_DIR = REPO_ROOT / "third_party" / "crds"
 KUBERNETES_VERSION = "1.31"  # Kubeflow 1.9/1.10 support Kubernetes 1.29-1.31
 
 
@@ -53,11 +53,10 @@ def _close(schema: Any) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """``{(apiVersion, kind): closed schema}`` for every served version of every CRD in ../shared/crds."""
+    """``{(apiVersion, kind): closed schema}`` for every served version of every CRD in third_party/crds."""
     if not CRD_DIR.is_dir():
         raise FileNotFoundError(
-            f"CRD schemas not found at {CRD_DIR}: the manifests tests need the shared/ directory beside the "
-            "repository (CI clones it there); see shared/crds/README.md"
+            f"CRD schemas not found at {CRD_DIR}: they are part of the repository (third_party/crds/README.md)"
         )
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(CRD_DIR.glob("*.yaml")):
