@@ -22,6 +22,15 @@ from mlcycle.errors import MlcycleError
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_DONE = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _STEP_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$")
+_MLFLOW_REFUSED = re.compile(r"API request to endpoint (\S+) failed with error code (401|403)\b")
+
+
+def _refusal(endpoint: str, status: str) -> tuple[str, str]:
+    """An MLflow 401/403 from a step as one line (the step's own traceback stays in its log)."""
+    from mlcycle.tracking import refusal
+
+    error = refusal("UNAUTHENTICATED" if status == "401" else "PERMISSION_DENIED", endpoint)
+    return (type(error).__name__, error.message) if error else ("MlflowException", f"{endpoint}: {status}")
 
 
 class PipelineFailedError(MlcycleError):
@@ -121,6 +130,8 @@ def run_pipeline(pipeline: Callable[..., Any], settings: Settings, *, log_file: 
         step = stream.failed_step if stream else None
         if stream and stream.last_error:
             kind, message = stream.last_error
+            if refused := _MLFLOW_REFUSED.search(message):  # the server's 401/403, said as the CLI says it
+                kind, message = _refusal(refused.group(1), refused.group(2))
             raise PipelineFailedError(f"step {step or '?'} failed: {kind}: {message}", step=step, error_type=kind,
                                       log_file=log_file) from e
         where = f" (log: {log_file})" if log_file else ""

@@ -54,6 +54,21 @@ class Settings(BaseSettings):
         description="S3 endpoint for s3:// URIs (MinIO on a cluster).",
     )
     team: str = Field(default="", description="Team = Kubeflow profile = namespace; prefixes model names.")
+    mlflow_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_MLFLOW_USERNAME", "MLFLOW_TRACKING_USERNAME"),
+        description="MLflow user (basic auth); MLCYCLE_HOME/credentials/<team>.env holds the team's.",
+    )
+    mlflow_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_MLFLOW_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
+        description="MLflow password (basic auth); never logged, never written into runs or YAML.",
+    )
+    mlflow_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_MLFLOW_TOKEN", "MLFLOW_TRACKING_TOKEN"),
+        description="MLflow bearer token, instead of a user and password.",
+    )
     image_repository: str = Field(default=IMAGE_REPOSITORY, description="Image the components run in.")
     pushgateway_url: str | None = Field(
         default=None, description="Prometheus Pushgateway for drift/performance metrics; unset: no push."
@@ -107,6 +122,18 @@ class Settings(BaseSettings):
                 "starting and ending with a letter or digit, at most 63 characters"
             )
         return value
+
+    @property
+    def mlflow_credentials_env(self) -> dict[str, str]:
+        """``MLFLOW_TRACKING_USERNAME/PASSWORD`` (or ``..._TOKEN``), as MLflow's clients read them; may be empty."""
+        env = {}
+        if self.mlflow_username:
+            env["MLFLOW_TRACKING_USERNAME"] = self.mlflow_username
+        if self.mlflow_password is not None:
+            env["MLFLOW_TRACKING_PASSWORD"] = self.mlflow_password.get_secret_value()
+        if self.mlflow_token is not None:
+            env["MLFLOW_TRACKING_TOKEN"] = self.mlflow_token.get_secret_value()
+        return env
 
     @property
     def protected(self) -> frozenset[str]:
@@ -172,6 +199,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["MLCYCLE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     if settings.protected_environments:
         env["MLCYCLE_PROTECTED_ENVIRONMENTS"] = settings.protected_environments
+    # The steps authenticate as this process does (the values stay in the environment: never in argv,
+    # the pipeline spec or a log line, which redacts them).
+    env.update(settings.mlflow_credentials_env)
     return env
 
 

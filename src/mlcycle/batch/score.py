@@ -34,6 +34,7 @@ import pandas as pd
 from mlcycle.batch.io import StagedParquet, check_output_uri, iter_chunks, open_input
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError
+from mlcycle.registry.uris import team_experiment
 from mlcycle.serving import LoadedModel, V2Input, check_rows, decode_v2, frame_to_array, load_model, predict
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def _run(loaded, table, read, keys, output_uri, quarantine_uri, on_bad_rows, chu
     name = loaded.registered_name or loaded.served_name
     version = loaded.version or ""
     tags = {"mlcycle.team": settings.team, "mlcycle.batch.model": name, "mlcycle.batch.model_version": version}
-    experiment_id = ensure_experiment(EXPERIMENT, settings)
+    experiment_id = ensure_experiment(team_experiment(EXPERIMENT, name), settings)
     run_name = f"batch-{loaded.served_name}-v{version or 'uri'}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         mlflow.log_params({

@@ -23,6 +23,7 @@ from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError, ModelNotFoundError
 from mlcycle.registry.uris import ModelRef, parse_model_ref, split_name
 from mlcycle.serving.schema import InputSchema, input_schema
+from mlcycle.tracking import auth_error
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ def resolve_version(ref: ModelRef) -> tuple[str, str | None]:
     except MlflowException as e:
         if _mlflow_not_found(e):
             raise ModelNotFoundError(f"model {ref.uri} not found: {e.message}", field="model") from e
+        if (refused := auth_error(e, f"model {ref.uri}")) is not None:
+            raise refused from e
         raise
     return str(mv.version), mv.run_id
 
@@ -185,6 +188,8 @@ def load_model(ref: str, settings: Settings, *, name: str | None = None) -> Load
     except MlflowException as e:
         if _mlflow_not_found(e):
             raise ModelNotFoundError(f"model {uri} not found: {e.message}", field="model") from e
+        if (refused := auth_error(e, f"model {uri}")) is not None:
+            raise refused from e
         raise
     except FileNotFoundError as e:
         raise ModelNotFoundError(f"model {uri} not found: {e}", field="model") from e

@@ -63,6 +63,10 @@ def _alias_version(client, name: str, alias: str) -> str | None:
     except MlflowException as e:
         if e.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise ModelNotFoundError(f"registered model {name!r} not found", field="name") from e
+        from mlcycle.tracking import auth_error
+
+        if (refused := auth_error(e, f"model {name}")) is not None:  # refused is not "no such alias"
+            raise refused from e
         return None
 
 
