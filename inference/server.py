@@ -312,7 +312,10 @@ class PredictorServer(ModelServer):
         self.host = host
 
     def start(self, models: list) -> None:
-        self._register_and_check_atleast_one_model_is_ready(models)
+        for model in models:  # KServe's public registration; readiness is each model's own
+            self.register_model(model)
+            if self.workers == 1:
+                model.start()  # with --workers N each worker loads and follows its own copy
         freeze_heap()
         rest = PredictorRESTServer(
             FASTAPI_APP_IMPORT_STRING,

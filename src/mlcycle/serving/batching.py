@@ -69,6 +69,7 @@ class AdaptiveBatcher:
         self._worker: asyncio.Task | None = None
         self._arrived: asyncio.Event | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.calls = 0
         self.rows = 0
@@ -77,7 +78,7 @@ class AdaptiveBatcher:
         """Predict ``x`` as part of the next batch; returns ``fn``'s result for exactly these rows."""
         if self._closed:
             raise RuntimeError("batcher is closed")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._queue.append((x, fut))
         self._queued_rows += len(x)
@@ -151,3 +152,27 @@ class AdaptiveBatcher:
         if self._worker is not None:
             await asyncio.shield(self._worker)
         self._executor.shutdown(wait=False)
+
+    def close_from_thread(self, timeout: float = 30.0) -> None:
+        """:meth:`close` from another thread (the alias poller retiring a swapped-out version).
+
+        The close runs on the batcher's event loop, so a request that was routed to this batcher
+        before the swap has already queued its rows (routing and ``submit`` run in one step) and is
+        answered before the executor stops. A batcher that never served is closed at once.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            self._closed = True
+            self._executor.shutdown(wait=False)
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:  # on the loop's own thread (a signal handler): close without waiting for it
+            loop.create_task(self.close())
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout=timeout)
+        except (TimeoutError, RuntimeError):  # the loop stopped meanwhile: nothing is left to answer
+            self._executor.shutdown(wait=False)
