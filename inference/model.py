@@ -31,6 +31,7 @@ from inference.runtime import Runtime, runtime
 from mlcycle import logs, tracking
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError
+from mlcycle.serving.auth import RefusalLog
 from mlcycle.serving.batching import AdaptiveBatcher
 from mlcycle.serving.loading import LoadedModel, load_model, resolve_version
 from mlcycle.serving.predict import Prediction, predict
@@ -38,6 +39,7 @@ from mlcycle.serving.routing import goes_to_canary, validate_percent
 from mlcycle.serving.schema import V2Input, decode_v1, decode_v2, v2_datatype, v2_metadata
 
 log = logging.getLogger("mlcycle.inference")
+_refusals = RefusalLog(log)  # refused requests: DEBUG each, one INFO summary per minute at most
 
 CHAMPION, CANARY = "champion", "canary"
 # Ids for requests that bring none (payload log rows need one): unique per process, cheaper than uuid4.
@@ -368,6 +370,23 @@ class MlflowModel(Model):
             return canary
         return versions[CHAMPION]
 
+    def authenticate(self, headers: Any) -> None:
+        """Check the caller's API key (when keys are configured); the REST routes call it before the
+        body is read. A refusal is counted (``mlcycle_requests_refused_total``) and logged at DEBUG.
+
+        Raises:
+            AuthenticationError / PermissionDeniedError: 401 / 403.
+        """
+        rt = self._check_ready()
+        if rt.auth is None:
+            return
+        try:
+            rt.auth.authenticate(headers, self._versions[CHAMPION].loaded.registered_name or self.name)
+        except MlcycleError as e:
+            rt.metrics.refuse(self.name, e.http_status)
+            _refusals.refused(e.http_status, e.message)
+            raise
+
     async def __call__(
         self,
         body: Any,
@@ -377,10 +396,17 @@ class MlflowModel(Model):
         return await self.infer(body, headers)
 
     async def infer(
-        self, body: Any, headers: dict[str, str] | None = None, version: str | None = None
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        version: str | None = None,
+        *,
+        authenticated: bool = False,
     ) -> tuple[Any, dict[str, str]]:
         """Answer one request as KServe hands it over: v1 (dict) or v2 (InferRequest, REST or gRPC)."""
         headers = headers or {}
+        if not authenticated:
+            self.authenticate(headers)
         if isinstance(body, bytes | bytearray | str):  # v1 sent without a JSON content type
             body = _json(body)
         if isinstance(body, InferRequest):
@@ -398,7 +424,8 @@ class MlflowModel(Model):
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """The REST fast path: a parsed JSON body in, a JSON-ready dict out (no pydantic round trips).
 
-        ``protocol`` is ``v1`` (``{"instances": [...]}``) or ``v2-rest`` (``{"inputs": [...]}``).
+        ``protocol`` is ``v1`` (``{"instances": [...]}``) or ``v2-rest`` (``{"inputs": [...]}``). The
+        caller has called :meth:`authenticate` before reading the body.
         """
         if not isinstance(payload, dict):
             raise InvalidInputError("the request body must be a JSON object", field="body")
@@ -420,14 +447,10 @@ class MlflowModel(Model):
     ) -> tuple[ServedVersion, str, Prediction]:
         """Authenticate, route, decode, predict (micro-batched); count and log. The one request path."""
         start = time.perf_counter()
-        rt = self._rt
-        if rt is None or not self.ready:
-            raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
+        rt = self._check_ready()
         sv = None
         status = 500
         try:
-            if rt.auth is not None:
-                rt.auth.authenticate(headers, self._versions[CHAMPION].loaded.registered_name or self.name)
             sticky = str(given_id) if given_id else None
             request_id = sticky or f"{_ID_PREFIX}-{next(_ids)}"
             sv = self._route(sticky) if version is None else self.served_version(version)
@@ -442,7 +465,7 @@ class MlflowModel(Model):
             status = 200
         except MlcycleError as e:
             status = e.http_status
-            log.info("refused with %d: %s", status, e.message)
+            _refusals.refused(status, e.message)
             raise
         finally:
             rt.metrics.observe_request(
@@ -454,6 +477,12 @@ class MlflowModel(Model):
         if rt.payloads is not None:
             self._log_payload(rt, sv, protocol, request_id, x, result)
         return sv, request_id, result
+
+    def _check_ready(self) -> Runtime:
+        rt = self._rt
+        if rt is None or not self.ready or not self._versions:
+            raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
+        return rt
 
     def _log_payload(
         self, rt: Runtime, sv: ServedVersion, protocol: str, request_id: str, x: np.ndarray, result: Prediction

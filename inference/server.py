@@ -162,6 +162,7 @@ class PredictorRESTServer(RESTServer):
             """v2 REST infer, parsed with orjson straight into the model's request path."""
             params = request.path_params
             m = model(params["model_name"])
+            m.authenticate(request.headers)  # before a byte of the body is read
             body = await request.body()
             headers = request.headers
             binary = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
@@ -172,7 +173,9 @@ class PredictorRESTServer(RESTServer):
                 # KeyError, a wrong type a TypeError/IndexError. All of them are the client's mistake.
                 except (ValueError, TypeError, KeyError, IndexError, KServeInvalidInput) as e:
                     raise InvalidInputError(f"bad {INFERENCE_CONTENT_LENGTH_HEADER}: {e}", field="body") from e
-                result, extra = await m.infer(parsed, dict(headers), version=params.get("model_version"))
+                result, extra = await m.infer(
+                    parsed, dict(headers), version=params.get("model_version"), authenticated=True
+                )
                 content, json_length = result.to_rest()
                 if json_length is not None:
                     extra[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
@@ -184,6 +187,7 @@ class PredictorRESTServer(RESTServer):
         async def predict_v1(request: Request) -> Response:
             """v1 REST predict, same fast path."""
             m = model(request.path_params["model_name"])
+            m.authenticate(request.headers)  # before a byte of the body is read
             result, extra = await m.infer_json("v1", _loads(await request.body()), request.headers)
             return Response(orjson.dumps(result, option=JSON_OPTIONS), headers=extra, media_type="application/json")
 
