@@ -226,8 +226,15 @@ def _differences(
     return "", diff
 
 
+BACKENDS = ("onnxruntime", "treelite")
+
+
 def compile_for_serving(
-    model: Any, example_frames: Sequence[np.ndarray], *, classes: Sequence[Any] | None = None
+    model: Any,
+    example_frames: Sequence[np.ndarray],
+    *,
+    classes: Sequence[Any] | None = None,
+    backends: Sequence[str] = BACKENDS,
 ) -> CompiledPredictor | NotCompiled:
     """Compile a tree ensemble and keep it only if it reproduces ``model`` on every given row.
 
@@ -238,6 +245,7 @@ def compile_for_serving(
         example_frames: float ``[N, F]`` arrays in the fitted column order (the input example, the
             reference sample); every row must give identical labels and outputs within ``TOLERANCE``.
         classes: the classifier's classes (default ``model.classes_``); ``None`` for a regressor.
+        backends: which to try, in order (default: ONNX Runtime, then Treelite).
 
     Returns:
         The compiled predictor, or :class:`NotCompiled` with the reason (never raises for a model).
@@ -256,11 +264,11 @@ def compile_for_serving(
         classes = getattr(model, "classes_", None)
     is_classifier = classes is not None and hasattr(model, "predict_proba")
     n_classes = len(classes) if is_classifier else 1
-    backends = [("onnxruntime", lambda: _onnx_blob(model, x.shape[1]))]
-    if bare:
-        backends.append(("treelite", lambda: _treelite_blob(model)))
+    converters = {"onnxruntime": lambda: _onnx_blob(model, x.shape[1]), "treelite": lambda: _treelite_blob(model)}
+    tried = [b for b in backends if b != "treelite" or bare]
     rejected = []
-    for runtime, convert in backends:
+    for runtime in tried:
+        convert = converters[runtime]
         started = time.perf_counter()
         try:
             blob = convert()
@@ -282,6 +290,8 @@ def compile_for_serving(
             compiled.note = "; ".join(rejected)
             return compiled
         rejected.append(f"{runtime}: {problem}")
+    if not rejected:
+        return NotCompiled(f"none of the backends {list(backends)} compiles a pipeline ending in {kind}")
     return NotCompiled(f"{kind} on {len(x)} rows: " + "; ".join(rejected))
 
 
