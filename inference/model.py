@@ -138,7 +138,7 @@ class MlflowModel(Model):
     def stop(self) -> None:
         self._stop.set()
         if self._rt is not None and self._rt.payloads is not None:
-            self._rt.payloads.flush(timeout=5)
+            self._rt.payloads.flush(timeout=30)  # the process closes the logger when it exits
         super().stop()
 
     def __getstate__(self) -> dict[str, Any]:

@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     serving_payload_destination: str | None = Field(
         default=None, description="Payload logs: directory or s3:// prefix; default MLCYCLE_HOME/payloads."
     )
+    serving_payload_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Payload logs: write queued rows at least this often (a SIGKILL loses at most this much).",
+    )
+    serving_payload_flush_rows: int = Field(
+        default=5_000, ge=1, description="Payload logs: write as soon as this many rows are queued."
+    )
+    serving_payload_max_queued_rows: int = Field(
+        default=100_000, ge=1, description="Payload logs: rows held in memory at most (more: dropped, counted)."
+    )
+    serving_payload_write_attempts: int = Field(
+        default=3, ge=1, description="Payload logs: tries per file (exponential backoff) before rows are dropped."
+    )
 
     @field_validator("team")
     @classmethod
