@@ -66,6 +66,7 @@ MODELS = {"forest": "random_forest", "logreg": "logistic_regression"}
 REGISTERED = {"forest": "wine-forest", "logreg": "wine-logreg"}
 ROW_COUNTS = (1, 64)
 NOOP = "noop-ceiling"
+MLCYCLE_2W = "mlcycle-2-workers"
 CONNECTIONS = (1, 32)
 
 
@@ -344,7 +345,13 @@ class Server:
 
 
 def start_mlcycle(
-    procs: Processes, models: dict[str, BenchModel], home: Path, work: Path, timeout: float, extra: list[str]
+    procs: Processes,
+    models: dict[str, BenchModel],
+    home: Path,
+    work: Path,
+    timeout: float,
+    extra: list[str],
+    name: str = "mlcycle",
 ) -> Server:
     port = free_port()
     env = {**os.environ, "MLCYCLE_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -353,12 +360,12 @@ def start_mlcycle(
     args = [sys.executable, "-m", "inference", *[m.uri for m in models.values()]]
     grpc_port = free_port()  # for the gRPC vs REST comparison (protocol_load.py)
     args += ["--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", str(grpc_port), *extra]
-    log_path = work / "mlcycle.log"
+    log_path = work / f"{name}.log"
     proc = procs.start(args, log_path=log_path, env=env, cwd=ROOT)
     served = {key: m.registered for key, m in models.items()}
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, list(served.values()), proc, log_path, timeout)
-    return Server("mlcycle", base, served, proc, note=" ".join(extra), grpc_port=grpc_port)
+    return Server(name, base, served, proc, note=" ".join(extra), grpc_port=grpc_port)
 
 
 def start_noop(procs: Processes, models: dict[str, BenchModel], work: Path, timeout: float) -> Server:
@@ -749,7 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--servers",
-        default=f"{NOOP},mlcycle,mlserver-default,mlserver-batching",
+        default=f"{NOOP},mlcycle,{MLCYCLE_2W},mlserver-default,mlserver-batching",
         help="comma-separated subset of the servers to run",
     )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
@@ -794,6 +801,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"mlcycle predictor: its defaults{' plus ' + args.mlcycle_args if args.mlcycle_args else ''} "
                 "(payload logging and metrics on)"
             )
+        if MLCYCLE_2W in wanted:
+            log("starting mlcycle's predictor with 2 REST workers")
+            extra = [*shlex.split(args.mlcycle_args), "--workers", "2"]
+            servers.append(start_mlcycle(procs, models, home, work, args.ready_timeout, extra, name=MLCYCLE_2W))
+            report.notes.append(f"{MLCYCLE_2W}: the same predictor with --workers 2 (issue 19: 1 and 2 workers)")
         if install is not None:
             finish_mlserver_install(install, work)
         for batching in (False, True):
