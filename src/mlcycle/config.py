@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     serving_batch_max_wait_ms: float = Field(
         default=0.0, ge=0, description="Predictor: how long a non-full micro-batch waits for more (0: never)."
     )
+    serving_compile: bool = Field(
+        default=True,
+        description="Predictor: compile tree ensembles (ONNX Runtime, Treelite) where they reproduce the model.",
+    )
     serving_poll_seconds: float = Field(
         default=30.0, ge=0, description="Predictor: seconds between checks that an alias moved (0: off)."
     )
