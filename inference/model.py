@@ -30,7 +30,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from inference.runtime import Runtime, runtime
 from mlcycle import logs, tracking
 from mlcycle.config import Settings
-from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError
+from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError, NotImplementedOperationError
 from mlcycle.serving.auth import RefusalLog
 from mlcycle.serving.batching import AdaptiveBatcher
 from mlcycle.serving.compiled import compile_loaded
@@ -397,6 +397,11 @@ class MlflowModel(Model):
         headers: dict[str, str] | None = None,
         verb: InferenceVerb = InferenceVerb.PREDICT,
     ) -> tuple[Any, dict[str, str]]:
+        if verb == InferenceVerb.EXPLAIN:
+            raise NotImplementedOperationError(
+                f"model {self.name!r} has no explainer; use :predict or /v2/models/{self.name}/infer",
+                field="verb",
+            )
         return await self.infer(body, headers)
 
     async def infer(

@@ -30,6 +30,7 @@ from grpc import StatusCode, aio
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput as KServeInvalidInput
+from kserve.model import InferenceVerb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
@@ -191,6 +192,14 @@ class PredictorRESTServer(RESTServer):
             result, extra = await m.infer_json("v1", _loads(await request.body()), request.headers)
             return Response(orjson.dumps(result, option=JSON_OPTIONS), headers=extra, media_type="application/json")
 
+        async def explain_v1(request: Request) -> Response:
+            """No explainer is served: 501 with a JSON error (404 for an unknown model); KServe's own
+            route called the model's predict for ``:explain``."""
+            m = model(request.path_params["model_name"])
+            m.authenticate(request.headers)
+            await m(None, dict(request.headers), InferenceVerb.EXPLAIN)
+            raise AssertionError("unreachable: the model refuses :explain")
+
         app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
         app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
         app.add_api_route("/v2/models/{model_name}/versions/{model_version}", metadata, methods=["GET"])
@@ -199,6 +208,7 @@ class PredictorRESTServer(RESTServer):
         app.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
         app.add_route("/v2/models/{model_name}/versions/{model_version}/infer", infer, methods=["POST"])
         app.add_route("/v1/models/{model_name}:predict", predict_v1, methods=["POST"])
+        app.add_route("/v1/models/{model_name}:explain", explain_v1, methods=["POST"])
         super()._register_endpoints(app)  # KServe's routes; ours, registered first, take precedence
 
     def _add_exception_handlers(self, app: FastAPI) -> None:

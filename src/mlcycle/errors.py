@@ -82,6 +82,12 @@ class ModelNotReadyError(MlcycleError):
     http_status = 503
 
 
+class NotImplementedOperationError(MlcycleError):
+    """The server knows the request but does not offer it (``:explain`` without an explainer)."""
+
+    http_status = 501
+
+
 class ServabilityError(MlcycleError):
     """A model version cannot be served by this serving code; promotion is refused."""
 
