@@ -29,6 +29,7 @@ from mlcycle import logs, tracking
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError
 from mlcycle.serving.batching import AdaptiveBatcher
+from mlcycle.serving.compiled import compile_loaded
 from mlcycle.serving.loading import LoadedModel, load_model, resolve_version
 from mlcycle.serving.predict import Prediction, predict
 from mlcycle.serving.routing import goes_to_canary, validate_percent
@@ -57,6 +58,8 @@ class ServedVersion:
 
     @classmethod
     def build(cls, loaded: LoadedModel, role: str, settings: Settings) -> ServedVersion:
+        if settings.serving_compile and loaded.compiled is None and not loaded.compile_note:
+            compile_loaded(loaded)  # once per version; a worker process gets it pickled
         batcher = AdaptiveBatcher(
             partial(predict, loaded),
             max_rows=settings.serving_batch_max_rows,
@@ -64,6 +67,7 @@ class ServedVersion:
             name=f"{loaded.served_name}-{loaded.version}",
         )
         meta = v2_metadata(loaded.schema, prediction_datatype=loaded.prediction_datatype, classes=loaded.classes)
+        meta["parameters"] = {"runtime": loaded.runtime, "compile": loaded.compile_note or "off"}
         return cls(loaded, role, batcher, loaded.version or "1", meta, list(loaded.schema.columns))
 
 
@@ -134,7 +138,7 @@ class MlflowModel(Model):
     def stop(self) -> None:
         self._stop.set()
         if self._rt is not None and self._rt.payloads is not None:
-            self._rt.payloads.flush(timeout=5)
+            self._rt.payloads.flush(timeout=30)  # the process closes the logger when it exits
         super().stop()
 
     def __getstate__(self) -> dict[str, Any]:

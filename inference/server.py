@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import warnings
 from concurrent import futures
 from typing import Any
@@ -74,6 +75,10 @@ def _loads(body: bytes) -> Any:
         raise InvalidInputError(f"the request body is not valid JSON: {e}", field="body") from e
 
 
+def _after_shutdown(signum: int, _frame: Any) -> None:
+    log.debug("REST worker: signal %d after shutdown; finishing the payload log first", signum)
+
+
 def _silence_access_log() -> None:
     """No access log line per request: it costs the hot path and Prometheus counts requests."""
     access = logging.getLogger("uvicorn.access")
@@ -97,10 +102,25 @@ class PredictorRESTServer(RESTServer):
         _silence_access_log()
 
     def run(self, sockets: Any = None) -> None:
-        """A worker process's entry point (KServe configured logging again in it)."""
+        """A worker process's entry point (KServe configured logging again in it).
+
+        Uvicorn returns from ``run`` after a graceful shutdown (SIGTERM): every request it answered
+        is then written to the payload log before the worker exits.
+        """
+        from inference.runtime import close_payloads
+
         _silence_access_log()
         freeze_heap()
-        super().run(sockets=sockets)
+        # Uvicorn re-raises the SIGTERM it handled once it has shut down; with the default handler that
+        # killed the worker before its last payload rows were written. Ours lets ``run`` return.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _after_shutdown)
+        try:
+            super().run(sockets=sockets)
+        finally:
+            for model in self.dataplane.model_registry.get_models().values():
+                model.stop()
+            close_payloads()
 
     def _add_middlewares(self, app: FastAPI) -> None:
         """No per-request timing/logging middleware: metrics come from the model, logs stay quiet.
@@ -325,4 +345,9 @@ class PredictorServer(ModelServer):
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
-        asyncio.run(self._serve())
+        from inference.runtime import close_payloads
+
+        try:
+            asyncio.run(self._serve())
+        finally:
+            close_payloads()  # the single-process server's rows (workers close their own)

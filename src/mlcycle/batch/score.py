@@ -152,6 +152,10 @@ def score_batch(
         raise InvalidInputError("input, output and quarantine must be different files", field="output")
 
     loaded = load_model(model, settings)
+    if settings.serving_compile:  # the predictor's path exactly: compiled where it reproduces the model
+        from mlcycle.serving.compiled import compile_loaded
+
+        compile_loaded(loaded)
     endpoint = settings.s3_endpoint_url
     with open_input(input_uri, endpoint_url=endpoint) as table:
         # The predictor's own column check, on the header alone: a missing feature fails before any work.

@@ -25,7 +25,9 @@ def serve(
     canary: str | None = typer.Option(None, "--canary", help="A second version, e.g. models:/wine@challenger."),
     canary_percent: float = typer.Option(10.0, "--canary-percent", min=0, max=100, help="Traffic share of --canary."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: all)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="REST worker processes."),
+    workers: str = typer.Option(
+        "1", "--workers", help="REST worker processes, or 'auto' for one per core (checked by the predictor)."
+    ),
     poll_seconds: float | None = typer.Option(
         None, "--poll-seconds", min=0, help="Check the aliases this often (MLCYCLE_SERVING_POLL_SECONDS)."
     ),

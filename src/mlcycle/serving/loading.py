@@ -48,6 +48,9 @@ class LoadedModel:
             bit-identical probabilities; see :func:`mlcycle.serving.predict.forest_predict_proba`).
         predict_from_proba: predictions are ``classes[argmax(proba)]`` (checked at load time to equal
             ``estimator.predict``), which saves a second pass through the model.
+        compiled: a :class:`mlcycle.serving.compiled.CompiledPredictor` that reproduced the estimator
+            (set by :func:`mlcycle.serving.compiled.compile_loaded`), or ``None``; ``compile_note`` says
+            how it was checked or why the model is not compiled.
     """
 
     served_name: str
@@ -63,11 +66,18 @@ class LoadedModel:
     mlflow_model: Any = field(repr=False, default=None)
     predict_from_proba: bool = False
     forest_fast_path: bool = False
+    compiled: Any = field(repr=False, default=None)
+    compile_note: str = ""
 
     @property
     def label(self) -> str:
         """``wine:3``: name and version, for logs and messages."""
         return f"{self.registered_name or self.served_name}:{self.version or self.uri}"
+
+    @property
+    def runtime(self) -> str:
+        """What computes the predictions: ``onnxruntime``, ``treelite`` or ``scikit-learn``."""
+        return self.compiled.runtime if self.compiled is not None else "scikit-learn"
 
     @property
     def is_classifier(self) -> bool:

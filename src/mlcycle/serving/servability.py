@@ -16,7 +16,9 @@ The checks, in order:
 
 1. **Load** the version through exactly the predictor's code (:func:`mlcycle.serving.load_model`),
    treating any warning scikit-learn raises while unpickling (``InconsistentVersionWarning``) as a
-   failure: a warning at load is a wrong answer waiting to happen.
+   failure: a warning at load is a wrong answer waiting to happen. Then compile it as the predictor
+   does (:func:`mlcycle.serving.compiled.compile_loaded`; ``details["runtime"]`` says which path
+   serves, ``details["compile"]`` why), so the replay checks the path that will answer requests.
 2. **Metadata**: the signature maps to v2 model metadata (:func:`mlcycle.serving.schema.v2_metadata`).
 3. **Replay**: the saved input example goes through the v2 decoder and :func:`mlcycle.serving.predict`.
    It is compared with the model's own predictions at training time when they are stored: the
@@ -141,6 +143,12 @@ def _expected_from_reference(loaded: Any) -> tuple[np.ndarray, np.ndarray] | Non
     return frame_to_array(frame, loaded.schema), frame["prediction"].to_numpy()
 
 
+def reference_sample(loaded: Any) -> np.ndarray | None:
+    """The training run's reference rows (up to :data:`MAX_REFERENCE_ROWS`) as a float array, if logged."""
+    reference = _expected_from_reference(loaded)
+    return None if reference is None else reference[0]
+
+
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
@@ -195,6 +203,15 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
         report.fail(f"loading warns: {type(w.message).__name__}: {str(w.message).splitlines()[0]}")
     report.details["version"] = loaded.version
     report.details["features"] = list(loaded.schema.columns)
+
+    # 1b. compile as the predictor will (a model that does not compile serves through scikit-learn: not a
+    # failure); the replay below then checks the path that will really serve
+    if settings.serving_compile:
+        from mlcycle.serving.compiled import compile_loaded
+
+        compile_loaded(loaded)
+    report.details["runtime"] = loaded.runtime
+    report.details["compile"] = loaded.compile_note
 
     # 2. signature -> v2 metadata
     try:

@@ -213,6 +213,9 @@ def test_servability_ok(wine_env):
     assert servability_tag(report) == "ok"
     assert report.details["compared_with"] == "pyfunc"
     assert report.details["requirements"]["scikit-learn"]["model"]
+    # the forest is checked as it will serve: compiled, replayed through the compiled path
+    assert report.details["runtime"] == "onnxruntime", report.details["compile"]
+    assert report.details["compile"].startswith("onnxruntime: reproduced RandomForestClassifier on ")
 
 
 def test_servability_reports_requirement_mismatch():
