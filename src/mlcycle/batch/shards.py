@@ -544,6 +544,10 @@ def score_shard(plan: ShardPlan, index: int, settings: Settings) -> ShardResult:
     output = quarantine = None
     try:
         loaded = load_model(plan.model_uri, settings)
+        if settings.serving_compile:  # as score_batch and the predictor do: compiled where it reproduces the model
+            from mlcycle.serving.compiled import compile_loaded
+
+            compile_loaded(loaded)
         with open_pieces(shard.pieces, endpoint_url=endpoint) as table:
             wanted = set(loaded.schema.columns) | set(plan.keys)
             read = [c for c in table.columns if c in wanted]
