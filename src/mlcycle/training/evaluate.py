@@ -73,15 +73,14 @@ def score_model(model, test: pd.DataFrame, target: str) -> Evaluation:
 
 def compare_with_champion(candidate_model, test: pd.DataFrame, target: str, registered_name: str) -> Comparison:
     """Score the candidate and the current champion of ``registered_name`` (if any) on ``test``."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from mlcycle.registry import store
 
     candidate = score_model(candidate_model, test, target)
-    client = MlflowClient()
-    try:
-        champion_version = client.get_model_version_by_alias(registered_name, CHAMPION)
-    except MlflowException:
+    # Only "no such alias/model" means no champion; an outage raises RegistryUnavailableError.
+    champion = store.alias_version(registered_name, CHAMPION)
+    if champion is None:
         return Comparison(candidate=candidate, notes=["no champion yet"])
+    champion_version = store.get_model_version(registered_name, champion)
     import mlflow.sklearn
 
     champion_model = mlflow.sklearn.load_model(f"models:/{registered_name}/{champion_version.version}")
