@@ -21,15 +21,17 @@ from mlcycle.data import QualityRules, content_hash, dataset_name, load_dataset,
 from mlcycle.errors import InvalidInputError, PermissionDeniedError
 from mlcycle.governance import audit, cards
 from mlcycle.registry import versions
-from mlcycle.registry.gate import REJECT, GateDecision, GatePolicy, decide
+from mlcycle.registry.gate import CLASSIFICATION, REJECT, GateDecision, GatePolicy, decide, policy_for
 from mlcycle.registry.uris import CHAMPION, qualified_name
 from mlcycle.training.evaluate import Comparison, compare_with_champion, log_comparison
+from mlcycle.training.flavors import load_scorer
 from mlcycle.training.train import MODEL_URI_TAG, TrainingRequest, TrainingResult, train_model
 
 log = logging.getLogger(__name__)
 
 LINEAGE_TAGS = ("mlcycle.data_hash", "mlcycle.dataset", "mlcycle.pipeline_run_id", "mlcycle.model_type",
-                "mlcycle.team", "mlcycle.code_version", "mlcycle.target")
+                "mlcycle.team", "mlcycle.code_version", "mlcycle.target", "mlcycle.trainer",
+                "mlcycle.trainer_code_version", "mlcycle.task", "mlcycle.flavor", "mlcycle.source_model_uri")
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,15 @@ def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
 
 def run_training(train_path: str | Path, target: str, settings: Settings, *, registered_name: str,
                  model_type: str = "random_forest", params: str | dict | None = None, n_trials: int = 0,
-                 seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = ""
-                 ) -> TrainingResult:
-    """Train on the train split and record the MLflow run (experiment = registered name)."""
+                 seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = "",
+                 trainer: str = "", task: str = "") -> TrainingResult:
+    """Train on the train split with ``trainer`` (default: the built-in ``model_type``) and record the run."""
     check_write_access(registered_name, settings)
     request = TrainingRequest(
         experiment=registered_name,
         model_type=model_type,
+        trainer=trainer,
+        task=task,
         params=parse_params(params),
         n_trials=n_trials,
         seed=seed,
@@ -117,13 +121,27 @@ def run_training(train_path: str | Path, target: str, settings: Settings, *, reg
 
 
 def run_evaluation(run_id: str, test_path: str | Path, target: str, registered_name: str) -> Comparison:
-    """Score the run's model and the current champion on the same holdout; record it on the run."""
-    import mlflow.sklearn
+    """Score the run's model and the current champion on the same holdout; record it on the run.
 
-    model = mlflow.sklearn.load_model(model_uri_of_run(run_id))
-    comparison = compare_with_champion(model, pd.read_parquet(test_path), target, registered_name)
+    The model is loaded by its own flavor; the task is the one the training (or import) recorded.
+    """
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient().get_run(run_id)
+    scorer = load_scorer(model_uri_of_run(run_id, run), run.data.tags.get("mlcycle.trainer", ""))
+    comparison = compare_with_champion(scorer, pd.read_parquet(test_path), target, registered_name,
+                                       run.data.tags.get("mlcycle.task", ""))
     log_comparison(run_id, comparison)
     return comparison
+
+
+def gate_policy_for_run(run_id: str, metric: str = "", floor: float | str | None = "",
+                        min_improvement: float = 0.0) -> GatePolicy:
+    """The gate policy for the run's task (its ``mlcycle.task`` tag): metric and floor default to the task's."""
+    from mlflow.tracking import MlflowClient
+
+    task = MlflowClient().get_run(run_id).data.tags.get("mlcycle.task") or CLASSIFICATION
+    return policy_for(task, metric, floor, min_improvement)
 
 
 def model_uri_of_run(run_id: str, run=None) -> str:
@@ -294,13 +312,20 @@ def promote_if_passed(registered_name: str, version: str, *, moved_by: str | Non
                                    settings=settings)
 
 
-def publish_kfp_metrics(comparison: Comparison, metrics, classification_metrics) -> None:
-    """Copy an evaluation into kfp's ``Metrics`` and ``ClassificationMetrics`` artifacts for the KFP UI."""
+def publish_kfp_metrics(comparison: Comparison, metrics, classification_metrics, plots=None) -> None:
+    """Copy an evaluation into kfp's ``Metrics``, ``ClassificationMetrics`` and ``HTML`` (plots) artifacts."""
+    if plots is not None:
+        from mlcycle.training.evaluate import plots_html
+
+        Path(plots.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(plots.path).write_text(plots_html(comparison.candidate), encoding="utf-8")
     for key, value in comparison.candidate.metrics.items():
         metrics.log_metric(key, round(value, 6))
     if comparison.champion is not None:
         for key, value in comparison.champion.metrics.items():
             metrics.log_metric(f"champion_{key}", round(value, 6))
+    if comparison.candidate.task != CLASSIFICATION:
+        return
     classification_metrics.log_confusion_matrix([str(label) for label in comparison.candidate.labels],
                                                 comparison.candidate.confusion)
     if comparison.candidate.roc:
