@@ -90,6 +90,7 @@ bench-drift: $(STAMP)
 # (about two minutes). BENCH_ARGS=--csv to also score from CSV, --repeat N to keep the best of N.
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/bench_batch.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_batch_shards.py
 
 clean:
 	rm -rf .mlcycle .pytest_cache
