@@ -66,6 +66,7 @@ MODELS = {"forest": "random_forest", "logreg": "logistic_regression"}
 REGISTERED = {"forest": "wine-forest", "logreg": "wine-logreg"}
 ROW_COUNTS = (1, 64)
 NOOP = "noop-ceiling"
+MLCYCLE_2W = "mlcycle-2-workers"
 CONNECTIONS = (1, 32)
 
 
@@ -340,23 +341,31 @@ class Server:
     served: dict[str, str]  # model key -> served model name
     proc: subprocess.Popen
     note: str = ""
+    grpc_port: int | None = None
 
 
 def start_mlcycle(
-    procs: Processes, models: dict[str, BenchModel], home: Path, work: Path, timeout: float, extra: list[str]
+    procs: Processes,
+    models: dict[str, BenchModel],
+    home: Path,
+    work: Path,
+    timeout: float,
+    extra: list[str],
+    name: str = "mlcycle",
 ) -> Server:
     port = free_port()
     env = {**os.environ, "MLCYCLE_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
     # The predictor's defaults otherwise (workers, batching, payload log); gRPC stays off, as the
     # load is REST. --mlcycle-args adds flags, e.g. "--workers 2".
     args = [sys.executable, "-m", "inference", *[m.uri for m in models.values()]]
-    args += ["--host", "127.0.0.1", "--http-port", str(port), *extra]
-    log_path = work / "mlcycle.log"
+    grpc_port = free_port()  # for the gRPC vs REST comparison (protocol_load.py)
+    args += ["--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", str(grpc_port), *extra]
+    log_path = work / f"{name}.log"
     proc = procs.start(args, log_path=log_path, env=env, cwd=ROOT)
     served = {key: m.registered for key, m in models.items()}
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, list(served.values()), proc, log_path, timeout)
-    return Server("mlcycle", base, served, proc, note=" ".join(extra))
+    return Server(name, base, served, proc, note=" ".join(extra), grpc_port=grpc_port)
 
 
 def start_noop(procs: Processes, models: dict[str, BenchModel], work: Path, timeout: float) -> Server:
@@ -600,6 +609,7 @@ def floor_ms(calls: dict[str, Any], seconds: float) -> dict[str, float]:
 class Report:
     runs: list[Run] = field(default_factory=list)
     floors: dict[str, dict[str, float]] = field(default_factory=dict)  # "forest/1" -> {...}
+    protocols: list[dict] = field(default_factory=list)  # gRPC vs REST, 1 row, from protocol_load
     notes: list[str] = field(default_factory=list)
 
     def get(self, server: str, model: str, rows: int, connections: int) -> Run | None:
@@ -713,6 +723,20 @@ def print_targets(report: Report) -> None:
             overheads.append(f"{key} {run.p50_ms - values['mlcycle.serving.predict']:+.2f} ms")
     if overheads:
         print("  info: 1c p50 over mlcycle's own in-process predict (HTTP + decode + encode): " + ", ".join(overheads))
+    if report.protocols:
+        print()
+        print("gRPC vs REST, mlcycle, 1-row requests, one Python load generator for both (protocol_load.py):")
+        for p in report.protocols:
+            print(
+                f"  {p['model']:8} {p['protocol']:15} {p['rps']:>9.1f} req/s  p50 {p['p50_ms']:.2f} ms  "
+                f"p99 {p['p99_ms']:.2f} ms  errors {p['errors']}"
+            )
+        for model in sorted({p["model"] for p in report.protocols}):
+            rest = next(p for p in report.protocols if p["model"] == model and p["protocol"].startswith("REST"))
+            grpc = next(p for p in report.protocols if p["model"] == model and p["protocol"].startswith("gRPC"))
+            ratio = grpc["rps"] / rest["rps"] if rest["rps"] else 0.0
+            verdict = "MET " if ratio >= 1 else "MISS"
+            print(f"  [{verdict}] issue 19: {model} gRPC >= REST req/s for 1-row requests: {ratio:.2f}x")
     for note in report.notes:
         print(f"  note: {note}")
 
@@ -732,12 +756,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--servers",
-        default=f"{NOOP},mlcycle,mlserver-default,mlserver-batching",
+        default=f"{NOOP},mlcycle,{MLCYCLE_2W},mlserver-default,mlserver-batching",
         help="comma-separated subset of the servers to run",
     )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--mlcycle-args", default="", help='extra flags for the predictor, e.g. "--workers 2"')
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, model repos)")
+    parser.add_argument(
+        "--protocol-concurrency", type=int, default=8, help="outstanding requests in the gRPC vs REST comparison"
+    )
     args = parser.parse_args(argv)
     duration = args.duration or (3 if args.quick else 15)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -774,6 +801,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"mlcycle predictor: its defaults{' plus ' + args.mlcycle_args if args.mlcycle_args else ''} "
                 "(payload logging and metrics on)"
             )
+        if MLCYCLE_2W in wanted:
+            log("starting mlcycle's predictor with 2 REST workers")
+            extra = [*shlex.split(args.mlcycle_args), "--workers", "2"]
+            servers.append(start_mlcycle(procs, models, home, work, args.ready_timeout, extra, name=MLCYCLE_2W))
+            report.notes.append(f"{MLCYCLE_2W}: the same predictor with --workers 2 (issue 19: 1 and 2 workers)")
         if install is not None:
             finish_mlserver_install(install, work)
         for batching in (False, True):
@@ -825,6 +857,23 @@ def main(argv: list[str] | None = None) -> int:
                         after = floor_ms(calls, floor_seconds)
                         report.floors[f"{key}/{n}"] = {k: min(v, after[k]) for k, v in before.items()}
                         log(f"{key} {n}-row in-process floor: {report.floors[f'{key}/{n}']['predict']:.3f} ms")
+        ours = next((s for s in servers if s.name == "mlcycle" and s.grpc_port), None)
+        if ours is not None:
+            from protocol_load import compare
+
+            for key, model in models.items():
+                log(f"{key}: gRPC vs REST, 1 row, {args.protocol_concurrency} streams, {duration} s each")
+                for r in compare(
+                    "127.0.0.1",
+                    int(ours.base_url.rsplit(":", 1)[1]),
+                    ours.grpc_port,
+                    ours.served[key],
+                    model.columns,
+                    model.rows[:1],
+                    concurrency=args.protocol_concurrency,
+                    seconds=duration,
+                ):
+                    report.protocols.append({"model": key, **asdict(r), "rps": r.rps})
     finally:
         procs.stop_all()
         if args.keep:
@@ -848,6 +897,7 @@ def main(argv: list[str] | None = None) -> int:
                 "floors_ms": report.floors,
                 "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(report)],
                 "notes": report.notes,
+                "protocols": report.protocols,
                 "cpus": os.cpu_count(),
             },
             indent=2,

@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             if model.name in names:
                 raise MlcycleError(f"two models would be served as {model.name!r}; serve one version per name")
             names.add(model.name)
-            model.load()
+            if args.workers > 1:
+                model.check()  # the parent only supervises: each worker downloads and loads
+            else:
+                model.load()
             models.append(model)
         if canary_base is not None and canary_base not in names:
             raise MlcycleError(f"--canary {args.canary} is not a version of any served model ({', '.join(names)})")

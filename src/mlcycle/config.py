@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     serving_payload_destination: str | None = Field(
         default=None, description="Payload logs: directory or s3:// prefix; default MLCYCLE_HOME/payloads."
     )
+    serving_download_dir: Path | None = Field(
+        default=None,
+        description="Predictor: where each served version is downloaded (one directory per version, removed "
+        "when it stops serving); default: <system temp>/mlcycle-models.",
+    )
     serving_payload_flush_seconds: float = Field(
         default=0.5,
         gt=0,
@@ -165,6 +170,12 @@ class Settings(BaseSettings):
     def is_local(self) -> bool:
         """True when MLflow lives in a local SQLite store (the embedded default)."""
         return self.effective_tracking_uri.startswith("sqlite:")
+
+    @property
+    def download_dir(self) -> Path:
+        import tempfile
+
+        return self.serving_download_dir or Path(tempfile.gettempdir()) / "mlcycle-models"
 
     @property
     def payload_dir(self) -> Path:

@@ -293,3 +293,13 @@ def test_several_models_in_one_server(predictor, wine):
         np.testing.assert_allclose(np.reshape(out["probabilities"]["data"], (-1, 2)), est.predict_proba(frame))
         wrong = c.post("/v2/models/cancer/infer", json=v2_tensor(wine.X.head(1).to_numpy()))
         assert wrong.status_code == 400 and "expected [N, 30]" in wrong.json()["error"]
+
+
+def test_explain_is_501_not_a_prediction(predictor):
+    """``:explain`` used to return predictions (the verb was ignored): now a JSON 501, 404 if unknown."""
+    with predictor.client() as c:
+        r = c.post("/v1/models/wine:explain", json={"instances": [[13.0] * 13]})
+        assert r.status_code == 501, r.text
+        assert r.json()["type"] == "NotImplementedOperationError" and "explainer" in r.json()["error"]
+        r = c.post("/v1/models/nope:explain", json={"instances": [[13.0] * 13]})
+        assert r.status_code == 404 and r.json()["type"] == "ModelNotFoundError"

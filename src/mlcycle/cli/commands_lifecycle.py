@@ -186,11 +186,13 @@ def status(
     from rich.table import Table
 
     from mlcycle.registry.status import registry_status
+    from mlcycle.release import serving_explanation
 
     settings = configured_settings(team=team)
     models = registry_status(settings.team, name)
     if as_json:
-        typer.echo(json.dumps([m.as_dict() for m in models], indent=2))
+        typer.echo(json.dumps([{**m.as_dict(), "serving": {v.version: serving_explanation(v.tags, v.aliases, settings)
+                                                            for v in m.versions}} for m in models], indent=2))
         return
     console = Console()
     if not models:
@@ -199,8 +201,9 @@ def status(
     for model in models:
         aliases = ", ".join(f"{a} → v{v}" for a, v in sorted(model.aliases.items())) or "no aliases"
         table = Table(title=f"{model.name}  ({aliases})")
-        for column in ("version", "aliases", "gate", "metric", "candidate", "champion", "reason"):
+        for column in ("version", "aliases", "gate", "metric", "candidate", "champion", "serving", "reason"):
             table.add_column(column)
         for v in model.versions[:limit]:
-            table.add_row(v.version, ", ".join(v.aliases), v.decision, v.metric, v.candidate, v.champion, v.reason)
+            table.add_row(v.version, ", ".join(v.aliases), v.decision, v.metric, v.candidate, v.champion,
+                          serving_explanation(v.tags, v.aliases, settings), v.reason)
         console.print(table)

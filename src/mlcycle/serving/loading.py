@@ -170,13 +170,18 @@ def _parse(ref: str, team: str) -> ModelRef:
     return parse_model_ref(ref, team)
 
 
-def load_model(ref: str, settings: Settings, *, name: str | None = None) -> LoadedModel:
+def load_model(
+    ref: str, settings: Settings, *, name: str | None = None, dst_path: str | Path | None = None
+) -> LoadedModel:
     """Load the model ``ref`` points at (``models:/name@alias``, ``models:/name/N``, any MLflow URI).
 
     Args:
         ref: the model reference; ``wine@champion`` is shorthand for ``models:/wine@champion``.
         settings: where MLflow is (call :func:`mlcycle.tracking.configure` first) and the team.
         name: the name to serve it under; default: the registered base name, or ``model``.
+        dst_path: an existing directory to download into (the predictor gives each version its own and
+            removes it when that version stops serving); default: MLflow's choice (a new temporary
+            directory for a remote store, the artifact itself for a local one).
 
     Raises:
         ModelNotFoundError: the model, version or alias does not exist (HTTP 404).
@@ -191,7 +196,11 @@ def load_model(ref: str, settings: Settings, *, name: str | None = None) -> Load
     version, run_id = resolve_version(parsed)
     uri = f"models:/{parsed.name}/{version}" if parsed.is_registry else parsed.uri
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dst_path) if dst_path is not None else None
+            )
+        )
     except MlflowException as e:
         if _mlflow_not_found(e):
             raise ModelNotFoundError(f"model {uri} not found: {e.message}", field="model") from e

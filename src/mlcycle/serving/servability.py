@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from mlcycle.config import Settings
-from mlcycle.errors import MlcycleError, ModelNotFoundError
+from mlcycle.errors import MlcycleError, ModelNotFoundError, RegistryUnavailableError
+from mlcycle.registry import store
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +186,14 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             loaded = load_model(model_uri, settings)
-    except ModelNotFoundError:
+    except (ModelNotFoundError, RegistryUnavailableError):
         raise
     except MlcycleError as e:
         report.fail(f"cannot load: {e.message}")
         return report
     except Exception as e:  # noqa: BLE001 - any load failure means "not servable"; the cause is reported
+        if store.is_transient(e):  # an outage of the registry or S3 is no verdict on the model
+            raise RegistryUnavailableError(f"cannot check {model_uri}: the registry is unavailable: {e}") from e
         log.warning("servability: loading %s failed", model_uri, exc_info=True)
         report.fail(f"cannot load: {type(e).__name__}: {e}")
         return report
@@ -224,6 +227,8 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
     try:
         example = load_input_example(loaded)
     except Exception as e:  # noqa: BLE001 - an unreadable example fails the check, with its cause
+        if store.is_transient(e):
+            raise RegistryUnavailableError(f"cannot check {model_uri}: the registry is unavailable: {e}") from e
         example = None
         report.fail(f"input example cannot be read: {type(e).__name__}: {e}")
     if example is None:

@@ -119,15 +119,17 @@ def _score_classification(y_true: np.ndarray, predicted: np.ndarray, scorer: Sco
 def compare_with_champion(candidate_model, test: pd.DataFrame, target: str, registered_name: str,
                           task: str = "") -> Comparison:
     """Score the candidate and the current champion of ``registered_name`` (if any) on ``test``."""
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from mlcycle.registry import store
+
     candidate = score_model(candidate_model, test, target, task)
-    client = MlflowClient()
-    try:
-        champion_version = client.get_model_version_by_alias(registered_name, CHAMPION)
-    except MlflowException:
+    # Only "no such alias/model" means no champion; an outage raises RegistryUnavailableError.
+    champion_number = store.alias_version(registered_name, CHAMPION)
+    if champion_number is None:
         return Comparison(candidate=candidate, notes=["no champion yet"])
+    champion_version = store.get_model_version(registered_name, champion_number)
+    client = MlflowClient()
     uri = f"models:/{registered_name}/{champion_version.version}"
     expected = input_columns(uri) or []
     features = [c for c in test.columns if c != target]
