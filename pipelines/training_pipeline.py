@@ -61,7 +61,7 @@ def training_pipeline(
         The MLflow run id; its registered version carries the gate's decision and reason as tags.
     """
     data = load_data(dataset=dataset, target=target, model_name=model_name, team=team,
-                     test_size=test_size, seed=seed)
+                     test_size=test_size, seed=seed, task=task)
     data.set_display_name("load and validate data")
     trained = train_model(
         train_data=data.outputs["train_data"], target=data.outputs["target"],

@@ -73,11 +73,15 @@ def resolve_registered_name(dataset: str, name: str, team: str, settings: Settin
 
 def prepare_data(source: str, target: str | None, train_path: str | Path, test_path: str | Path, *,
                  test_size: float = 0.25, seed: int = 0, rules: QualityRules | None = None,
-                 endpoint_url: str | None = None) -> PreparedData:
+                 endpoint_url: str | None = None, task: str = "") -> PreparedData:
     """Load, validate and split a data source; write train/test Parquet files; hash the content."""
+    from mlcycle.training.trainers import resolve_task
+
     frame, target = load_dataset(source, target, endpoint_url=endpoint_url)
-    validate_dataset(frame, target, rules)
-    train, test = split_dataset(frame, target, test_size=test_size, seed=seed)
+    if target in frame.columns:
+        task = resolve_task(task, frame[target])
+    validate_dataset(frame, target, rules, task=task or "classification")
+    train, test = split_dataset(frame, target, test_size=test_size, seed=seed, task=task or "classification")
     for part, path in ((train, train_path), (test, test_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         part.to_parquet(path, index=False)

@@ -161,11 +161,16 @@ def _print_summary(console, summary: dict) -> None:
 def compile_pipelines(
     out_dir: Path | None = typer.Option(None, "--out-dir", help="Where to write the YAML "
                                                                 "(default: pipelines/compiled/)."),
+    image: str | None = typer.Option(None, "--image", help="Run the steps in this image, built FROM mlcycle's "
+                                                           "with your trainer's code in it."),
 ) -> None:
     """Compile every pipeline to KFP YAML for the Kubeflow Pipelines UI."""
     from pipelines.compile import COMPILED_DIR, compile_all
 
-    for path in compile_all(out_dir or COMPILED_DIR):
+    if image and out_dir is None:
+        raise InvalidInputError("--image writes pipelines for your image: give --out-dir too (the committed "
+                                "pipelines/compiled/ stay on mlcycle's image)", field="out_dir")
+    for path in compile_all(out_dir or COMPILED_DIR, image=image):
         typer.echo(str(path))
 
 
