@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup lock demo test test-fast lint compile manifests images bench bench-serving bench-drift bench-batch clean
+.PHONY: setup lock demo test test-fast lint compile manifests images bench bench-serving bench-drift bench-batch bench-compiled clean
 
 LOCK := requirements/dev.txt
 LOCK_RUNTIME := requirements/runtime.txt
@@ -72,7 +72,11 @@ manifests:
 	@ls -l manifests/
 
 # Every benchmark that runs in minutes; each prints its figures side by side with its baseline.
-bench: bench-pipeline bench-drift $(if $(wildcard benchmarks/bench_batch.py),bench-batch)
+bench: bench-pipeline bench-drift bench-compiled $(if $(wildcard benchmarks/bench_batch.py),bench-batch)
+
+# In-process: a compiled forest's predict (ONNX Runtime, Treelite) vs scikit-learn's (issue 19; ~1 min).
+bench-compiled: $(STAMP)
+	$(BIN)/python benchmarks/bench_compiled.py
 
 bench-pipeline: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py

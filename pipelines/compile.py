@@ -19,11 +19,12 @@ def pipelines() -> dict:
     else:
         found["monitoring_pipeline"] = monitoring_pipeline
     try:
-        from pipelines.batch_pipeline import batch_pipeline
+        from pipelines.batch_pipeline import batch_pipeline, sharded_batch_pipeline
     except ImportError:
         pass
     else:
         found["batch_pipeline"] = batch_pipeline
+        found["sharded_batch_pipeline"] = sharded_batch_pipeline
     return found
 
 

@@ -90,12 +90,36 @@ class Settings(BaseSettings):
     serving_batch_max_wait_ms: float = Field(
         default=0.0, ge=0, description="Predictor: how long a non-full micro-batch waits for more (0: never)."
     )
+    serving_compile: bool = Field(
+        default=True,
+        description="Predictor: compile tree ensembles (ONNX Runtime, Treelite) where they reproduce the model.",
+    )
     serving_poll_seconds: float = Field(
         default=30.0, ge=0, description="Predictor: seconds between checks that an alias moved (0: off)."
     )
     serving_payload_log: bool = Field(default=True, description="Predictor: log payloads for monitoring.")
     serving_payload_destination: str | None = Field(
         default=None, description="Payload logs: directory or s3:// prefix; default MLCYCLE_HOME/payloads."
+    )
+    serving_download_dir: Path | None = Field(
+        default=None,
+        description="Predictor: where each served version is downloaded (one directory per version, removed "
+        "when it stops serving); default: <system temp>/mlcycle-models.",
+    )
+    serving_payload_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Payload logs: write queued rows at least this often (a SIGKILL loses at most this much).",
+    )
+    serving_payload_flush_rows: int = Field(
+        default=5_000, ge=1, description="Payload logs: write as soon as this many rows are queued."
+    )
+    serving_payload_max_queued_rows: int = Field(
+        default=100_000, ge=1, description="Payload logs: rows held in memory at most (more: dropped, counted)."
+    )
+    serving_payload_write_attempts: int = Field(
+        default=3, ge=1, description="Payload logs: tries per file (exponential backoff) before rows are dropped."
     )
 
     @field_validator("team")
@@ -146,6 +170,12 @@ class Settings(BaseSettings):
     def is_local(self) -> bool:
         """True when MLflow lives in a local SQLite store (the embedded default)."""
         return self.effective_tracking_uri.startswith("sqlite:")
+
+    @property
+    def download_dir(self) -> Path:
+        import tempfile
+
+        return self.serving_download_dir or Path(tempfile.gettempdir()) / "mlcycle-models"
 
     @property
     def payload_dir(self) -> Path:

@@ -152,6 +152,10 @@ def score_batch(
         raise InvalidInputError("input, output and quarantine must be different files", field="output")
 
     loaded = load_model(model, settings)
+    if settings.serving_compile:  # the predictor's path exactly: compiled where it reproduces the model
+        from mlcycle.serving.compiled import compile_loaded
+
+        compile_loaded(loaded)
     endpoint = settings.s3_endpoint_url
     with open_input(input_uri, endpoint_url=endpoint) as table:
         # The predictor's own column check, on the header alone: a missing feature fails before any work.
@@ -228,14 +232,17 @@ def _run(loaded, table, read, keys, output_uri, quarantine_uri, on_bad_rows, chu
     return result
 
 
-def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants, output, quarantine, progress):
+def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants, output, quarantine, progress, *,
+                  first_row: int = 0):
+    """Score ``table`` chunk by chunk into ``output`` (and ``quarantine``); ``row`` counts from ``first_row``
+    (a shard's position in the whole input). Returns the counts, wall and CPU seconds."""
     counts = {"read": 0, "scored": 0, "quarantined": 0}
     bad_rows: list[tuple[int, str]] = []
     bad_count = 0
     started, cpu_started = time.perf_counter(), time.process_time()
     for chunk in iter_chunks(table, read, chunk_rows, numeric=loaded.schema.columns):
         n = len(chunk)
-        offset = counts["read"]
+        offset = first_row + counts["read"]
         x, reasons = _validate(chunk, loaded.schema)
         bad = reasons != "" if reasons is not None else None
         if bad is not None:

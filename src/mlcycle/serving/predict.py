@@ -58,6 +58,12 @@ def forest_predict_proba(forest: object, x: np.ndarray) -> np.ndarray:
 def predict(loaded: LoadedModel, x: np.ndarray) -> Prediction:
     """Predict ``x`` (float ``[N, F]`` in signature order, as the decoders in schema return it)."""
     est = loaded.estimator
+    compiled = loaded.compiled
+    if compiled is not None:  # checked at load time to reproduce est (mlcycle.serving.compiled)
+        if loaded.classes is None:
+            return Prediction(compiled.predict(x))
+        proba = compiled.predict_proba(x)
+        return Prediction(loaded.classes[np.argmax(proba, axis=1)], proba, loaded.classes)
     if loaded.classes is None:
         return Prediction(np.asarray(est.predict(x)))
     proba = forest_predict_proba(est, x) if loaded.forest_fast_path else est.predict_proba(x)
