@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup lock demo test test-fast lint compile manifests bench bench-serving bench-drift bench-batch bench-compiled clean
+.PHONY: setup lock demo test test-fast lint compile manifests images bench bench-serving bench-drift bench-batch bench-compiled clean
 
 LOCK := requirements/dev.txt
 LOCK_RUNTIME := requirements/runtime.txt
@@ -53,6 +53,11 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pip-audit --skip-editable --progress-spinner off
+
+# Both images (Dockerfile targets component and predictor) with docker or podman; without a reachable
+# registry the base is built offline from Debian's packages. Prints the image sizes. See scripts/images.sh.
+images: $(STAMP)
+	bash scripts/images.sh
 
 compile: $(STAMP)
 	$(BIN)/mlcycle compile

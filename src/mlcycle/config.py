@@ -171,7 +171,7 @@ class Settings(BaseSettings):
 
     @property
     def predictor_image(self) -> str:
-        """The predictor image (``inference/Dockerfile``), same version tag."""
+        """The predictor image (``Dockerfile``, target ``predictor``), same version tag."""
         return f"{self.image_repository}-predictor:{__version__}"
 
     @cached_property
