@@ -85,6 +85,16 @@ def test_serve_promote_rollback(wine, tmp_path, monkeypatch, capsys):
                 time.sleep(0.25)
         assert wait_for_version(url, "1", 5)
 
+        # The release path moves champion only to a version that passed the gate (issue 13): the fixture's
+        # versions are bare, so mark v2 as a passed gate would.
+        from mlflow import MlflowClient
+
+        from mlcycle import tracking
+        from mlcycle.config import load_settings
+        from tests.release_helpers import mark_releasable
+
+        tracking.configure(load_settings())
+        mark_releasable(MlflowClient(), "wine", "2")
         code, out, err = run_cli(["promote", "wine", "--reason", "canary looks good", "--by", "tester"], capsys)
         assert code == 0, err
         assert "champion is now version 2 (was version 1)" in out
