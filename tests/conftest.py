@@ -6,6 +6,7 @@ per session and each test gets a fresh copy of it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -31,6 +32,19 @@ _ISOLATED_ENV = (
     "MLCYCLE_MLFLOW_PASSWORD",
     "MLCYCLE_MLFLOW_TOKEN",
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_handlers_left_behind():
+    """Handlers a test adds to the root logger go with it: a StreamHandler bound to one test's captured
+    stderr (kfp.local and others set one up) turns every later warning into a '--- Logging error ---'."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,8 @@ def test_second_weaker_model_does_not_move_the_champion(mlcycle_home, capsys):
     second = json.loads(out)
     assert second["decision"] == "reject"
     assert alias_version("wine", "champion") == first["version"]
-    assert alias_version("wine", "challenger") == second["version"]
+    # challenger is the newest version that passed the gate: the rejected one never gets it (issue 13).
+    assert alias_version("wine", "challenger") == first["version"]
     tags = MlflowClient().get_model_version("wine", second["version"]).tags
     assert tags["mlcycle.gate.reason"].startswith("candidate f1_macro=")
     assert f"does not beat champion v{first['version']}" in tags["mlcycle.gate.reason"]
@@ -40,7 +41,7 @@ def test_second_weaker_model_does_not_move_the_champion(mlcycle_home, capsys):
     code, out, _ = run_cli(capsys, "status", "--json")
     assert code == 0
     [model] = json.loads(out)
-    assert model["aliases"] == {"champion": first["version"], "challenger": second["version"]}
+    assert model["aliases"] == {"champion": first["version"], "challenger": first["version"]}
     assert [v["decision"] for v in model["versions"]] == ["reject", "promote"]
 
 
