@@ -122,7 +122,7 @@ class AdaptiveBatcher:
             if not batch:
                 continue
             xs = [x for x, _ in batch]
-            x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+            x = xs[0] if len(xs) == 1 else _concat(xs)
             started = time.perf_counter()
             try:
                 if self._cost_s is not None and self._cost_s < self.inline_below_s:
@@ -130,9 +130,20 @@ class AdaptiveBatcher:
                 else:
                     result = await loop.run_in_executor(self._executor, self._fn, x)
             except Exception as e:  # noqa: BLE001 - delivered to each waiting request, not swallowed
-                for _, fut in batch:
+                if len(batch) == 1:
+                    if not batch[0][1].done():
+                        batch[0][1].set_exception(e)
+                    continue
+                # One request's bad input must not fail its neighbours: answer each on its own.
+                for part, fut in batch:
+                    try:
+                        one = self._fn(part)
+                    except Exception as err:  # noqa: BLE001 - delivered to that request
+                        if not fut.done():
+                            fut.set_exception(err)
+                        continue
                     if not fut.done():
-                        fut.set_exception(e)
+                        fut.set_result(one)
                 continue
             took = time.perf_counter() - started
             self._cost_s = took if self._cost_s is None else 0.8 * self._cost_s + 0.2 * took
@@ -151,3 +162,12 @@ class AdaptiveBatcher:
         if self._worker is not None:
             await asyncio.shield(self._worker)
         self._executor.shutdown(wait=False)
+
+
+def _concat(xs: list) -> Any:
+    """Rows of several requests as one input: float arrays stacked, typed DataFrames concatenated."""
+    if isinstance(xs[0], np.ndarray):
+        return np.concatenate(xs)
+    import pandas as pd
+
+    return pd.concat(xs, ignore_index=True)
