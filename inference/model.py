@@ -357,7 +357,10 @@ class MlflowModel(Model):
             rt.metrics.observe_request(
                 self.name, sv.version if sv else "", protocol, status, time.perf_counter() - start
             )
-        rt.metrics.count_predictions(self.name, sv.version, result.predictions)
+        preds = result.predictions
+        rt.metrics.count_predictions(
+            self.name, sv.version, preds, regression=sv.loaded.classes is None and preds.dtype.kind == "f"
+        )
         if log.isEnabledFor(logging.DEBUG):  # no per-request logging cost at INFO
             log.debug("answered %d rows over %s", len(result.predictions), protocol)
         if rt.payloads is not None:
