@@ -1,44 +1,80 @@
 # syntax=docker/dockerfile:1
-# The mlcycle component image: every kfp step of every pipeline runs in it (Settings.image,
-# ghcr.io/mlcycle/mlcycle:<mlcycle.__version__>, compiled into pipelines/compiled/*.yaml).
+# The mlcycle images, one build stage shared by two targets (built and tested here: `make images`,
+# tests/containers/):
+#   component  ghcr.io/mlcycle/mlcycle:<version>            every kfp step (Settings.image, COMPONENT_IMAGE)
+#   predictor  ghcr.io/mlcycle/mlcycle-predictor:<version>  `python -m inference <model URI>` (the ServingRuntime)
 #
-# NOT BUILT HERE: the development machine has no container runtime, so this file has not been built or
-# run. It is kept plain so that it can be checked by reading. Build from the repository root:
-#   docker build -t ghcr.io/mlcycle/mlcycle:$(python -c 'import mlcycle; print(mlcycle.__version__)') .
+# Both carry exactly the runtime lock (requirements/runtime.txt: hashed, --no-deps, nothing resolved at build
+# time), then the mlcycle wheel with --no-deps. The base is a build argument: a public python:3.11-slim, or
+# the offline Debian base scripts/images.sh builds from Debian's packages when no registry answers (its
+# python3 is Debian's 3.11). Both stages must use the same base: the venv links to the base's python3.
 #
-# The steps are Lightweight Python Components compiled with install_kfp_package=False and no
-# packages_to_install: kfp ships the function's source and runs it with this image's `python3`, which
-# must already have mlcycle (and so kfp) installed. Runs as a non-root user (uid 10001, as the
-# predictor image); kfp writes outputs under /tmp and the mounted artifact paths.
+# Runtime: uid 10001, no writes outside /tmp (HOME and MLCYCLE_HOME live there), so a read-only root file
+# system with an emptyDir on /tmp works (the ServingRuntime's securityContext). The predictor's entry point
+# and health check are exec-form Python: no shell is needed. kfp runs a component step as `sh -c ...`
+# (its Lightweight Python Component launcher), which both bases have.
 
-ARG PYTHON_VERSION=3.11
+ARG BASE_IMAGE=python:3.11-slim
 
-FROM python:${PYTHON_VERSION}-slim AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+FROM ${BASE_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/venv
+# The lock first, alone: this layer is the big one and is reused until requirements/runtime.txt changes.
+COPY requirements/runtime.txt /tmp/runtime.txt
+RUN /opt/venv/bin/pip install --quiet --require-hashes --no-deps -r /tmp/runtime.txt \
+ && /opt/venv/bin/pip check
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY components ./components
 COPY pipelines ./pipelines
 COPY inference ./inference
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip install . \
- && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+# The wheel is built with pip's isolated build (hatchling, the build tool only: it does not reach the image),
+# then installed without dependencies over the locked set.
+RUN /opt/venv/bin/pip wheel --quiet --no-deps --wheel-dir /wheel . \
+ && /opt/venv/bin/pip install --quiet --no-deps /wheel/*.whl \
+ && /opt/venv/bin/pip check \
+ && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
+ && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib >/dev/null
 
-FROM python:${PYTHON_VERSION}-slim
+FROM ${BASE_IMAGE} AS runtime
+ARG VERSION=0.0.0
+ARG REVISION=unknown
 RUN groupadd --gid 10001 mlcycle \
- && useradd --uid 10001 --gid 10001 --home-dir /home/mlcycle --create-home --shell /usr/sbin/nologin mlcycle
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mlcycle
 COPY --from=build /opt/venv /opt/venv
-# python3 must resolve to the venv: kfp's step command calls `python3`.
+# python3 resolves to the venv (kfp's step command calls `python3`); nothing writes outside /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HOME=/home/mlcycle \
+    HOME=/tmp \
+    USER=mlcycle \
     MLCYCLE_HOME=/tmp/mlcycle \
+    MPLCONFIGDIR=/tmp/matplotlib \
     MLFLOW_DISABLE_TELEMETRY=true \
     DO_NOT_TRACK=true
+LABEL org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://github.com/mlcycle/mlcycle" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="mlcycle"
 USER 10001:10001
-WORKDIR /home/mlcycle
+WORKDIR /tmp
+
+FROM runtime AS component
+LABEL org.opencontainers.image.title="mlcycle" \
+      org.opencontainers.image.description="mlcycle's kfp pipeline steps (Lightweight Python Components)"
 ENTRYPOINT []
 CMD ["mlcycle", "--help"]
+
+# Last, so that a plain `docker build .` gives the predictor.
+FROM runtime AS predictor
+LABEL org.opencontainers.image.title="mlcycle-predictor" \
+      org.opencontainers.image.description="mlcycle's KServe predictor (v1/v2 REST, v2 gRPC, /metrics)"
+EXPOSE 8080 8081
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
+  CMD ["python3", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/v2/health/ready').status != 200)"]
+# The predictor binds 127.0.0.1 unless told otherwise; in a container it listens on every interface.
+ENTRYPOINT ["python3", "-m", "inference", "--host", "0.0.0.0", "--http-port", "8080", "--grpc-port", "8081"]
+# The model(s) to serve; override with `docker run <image> models:/<name>@champion`.
+CMD ["models:/wine@champion"]

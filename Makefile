@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup lock demo test test-fast lint compile manifests bench bench-serving bench-drift bench-batch clean
+.PHONY: setup lock demo test test-fast lint compile manifests images bench bench-serving bench-drift bench-batch bench-compiled clean
 
 LOCK := requirements/dev.txt
 LOCK_RUNTIME := requirements/runtime.txt
@@ -54,6 +54,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
+# Both images (Dockerfile targets component and predictor) with docker or podman; without a reachable
+# registry the base is built offline from Debian's packages. Prints the image sizes. See scripts/images.sh.
+images: $(STAMP)
+	bash scripts/images.sh
+
 compile: $(STAMP)
 	$(BIN)/mlcycle compile
 
@@ -67,7 +72,11 @@ manifests:
 	@ls -l manifests/
 
 # Every benchmark that runs in minutes; each prints its figures side by side with its baseline.
-bench: bench-pipeline bench-drift $(if $(wildcard benchmarks/bench_batch.py),bench-batch)
+bench: bench-pipeline bench-drift bench-compiled $(if $(wildcard benchmarks/bench_batch.py),bench-batch)
+
+# In-process: a compiled forest's predict (ONNX Runtime, Treelite) vs scikit-learn's (issue 19; ~1 min).
+bench-compiled: $(STAMP)
+	$(BIN)/python benchmarks/bench_compiled.py
 
 bench-pipeline: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
@@ -86,6 +95,7 @@ bench-drift: $(STAMP)
 # (about two minutes). BENCH_ARGS=--csv to also score from CSV, --repeat N to keep the best of N.
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/bench_batch.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_batch_shards.py
 
 clean:
 	rm -rf .mlcycle .pytest_cache

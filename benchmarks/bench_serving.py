@@ -12,7 +12,9 @@ What it does, in one run on one machine:
 2. Installs MLServer + mlserver-mlflow (KServe's stock runtime for MLflow models) from PyPI into its
    own virtualenv ``benchmarks/.venv-mlserver`` (git-ignored; reused when the pins match), started at
    the beginning so it overlaps with training.
-3. Starts, all on 127.0.0.1 and free ports: mlcycle's predictor (``python -m inference``), MLServer in
+3. Starts, all on 127.0.0.1 and free ports: the no-op v2 ceiling (``benchmarks/noop_v2.py``: FastAPI +
+   uvicorn parsing the same v2 body and returning a fixed answer; issue 19's yardstick, every cell is
+   also printed as a fraction of it), mlcycle's predictor (``python -m inference``), MLServer in
    its default configuration, and MLServer with adaptive batching on (``max_batch_size`` /
    ``max_batch_time`` in model-settings.json). Each serves both models.
 4. For each cell (model × 1/64-row requests × 1/32 connections) loads each server in turn with wrk
@@ -63,6 +65,8 @@ MLSERVER_MAX_BATCH_TIME = 0.005
 MODELS = {"forest": "random_forest", "logreg": "logistic_regression"}
 REGISTERED = {"forest": "wine-forest", "logreg": "wine-logreg"}
 ROW_COUNTS = (1, 64)
+NOOP = "noop-ceiling"
+MLCYCLE_2W = "mlcycle-2-workers"
 CONNECTIONS = (1, 32)
 
 
@@ -337,23 +341,46 @@ class Server:
     served: dict[str, str]  # model key -> served model name
     proc: subprocess.Popen
     note: str = ""
+    grpc_port: int | None = None
 
 
 def start_mlcycle(
-    procs: Processes, models: dict[str, BenchModel], home: Path, work: Path, timeout: float, extra: list[str]
+    procs: Processes,
+    models: dict[str, BenchModel],
+    home: Path,
+    work: Path,
+    timeout: float,
+    extra: list[str],
+    name: str = "mlcycle",
 ) -> Server:
     port = free_port()
     env = {**os.environ, "MLCYCLE_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
     # The predictor's defaults otherwise (workers, batching, payload log); gRPC stays off, as the
     # load is REST. --mlcycle-args adds flags, e.g. "--workers 2".
     args = [sys.executable, "-m", "inference", *[m.uri for m in models.values()]]
-    args += ["--host", "127.0.0.1", "--http-port", str(port), *extra]
-    log_path = work / "mlcycle.log"
+    grpc_port = free_port()  # for the gRPC vs REST comparison (protocol_load.py)
+    args += ["--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", str(grpc_port), *extra]
+    log_path = work / f"{name}.log"
     proc = procs.start(args, log_path=log_path, env=env, cwd=ROOT)
     served = {key: m.registered for key, m in models.items()}
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, list(served.values()), proc, log_path, timeout)
-    return Server("mlcycle", base, served, proc, note=" ".join(extra))
+    return Server(name, base, served, proc, note=" ".join(extra), grpc_port=grpc_port)
+
+
+def start_noop(procs: Processes, models: dict[str, BenchModel], work: Path, timeout: float) -> Server:
+    """The ceiling: a no-op v2 endpoint on the same HTTP stack (benchmarks/noop_v2.py), one worker."""
+    port = free_port()
+    log_path = work / "noop.log"
+    proc = procs.start(
+        [sys.executable, str(HERE / "noop_v2.py"), "--host", "127.0.0.1", "--port", str(port)],
+        log_path=log_path,
+        cwd=ROOT,
+    )
+    served = {key: m.registered for key, m in models.items()}
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, list(served.values()), proc, log_path, timeout)
+    return Server(NOOP, base, served, proc, note="FastAPI + uvicorn, parses the v2 body, fixed answer")
 
 
 def start_mlserver(
@@ -545,7 +572,12 @@ def floor_functions(model: BenchModel, rows: int, home: Path) -> dict[str, Any]:
         from mlcycle.serving.predict import predict
 
         if model.key not in _loaded:
-            _loaded[model.key] = load_model(model.uri, load_settings(home=home))
+            settings = load_settings(home=home)
+            _loaded[model.key] = load_model(model.uri, settings)
+            if settings.serving_compile:  # as the predictor serves it
+                from mlcycle.serving.compiled import compile_loaded
+
+                compile_loaded(_loaded[model.key])
         loaded = _loaded[model.key]
         calls["mlcycle.serving.predict"] = lambda: predict(loaded, x)
     except ImportError:
@@ -577,6 +609,7 @@ def floor_ms(calls: dict[str, Any], seconds: float) -> dict[str, float]:
 class Report:
     runs: list[Run] = field(default_factory=list)
     floors: dict[str, dict[str, float]] = field(default_factory=dict)  # "forest/1" -> {...}
+    protocols: list[dict] = field(default_factory=list)  # gRPC vs REST, 1 row, from protocol_load
     notes: list[str] = field(default_factory=list)
 
     def get(self, server: str, model: str, rows: int, connections: int) -> Run | None:
@@ -588,12 +621,17 @@ class Report:
 
 def print_table(report: Report) -> None:
     print()
-    print(f"{'model':8} {'rows':>4} {'conns':>5}  {'server':18} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>6}")
-    print("-" * 78)
+    print("each cell beside the no-op ceiling of the same cell (req/s as a fraction of its, p99 as a multiple):")
+    header = f"{'model':8} {'rows':>4} {'conns':>5}  {'server':18} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}"
+    print(header + f" {'errors':>6} {'of ceiling':>10} {'p99 x':>7}")
+    print("-" * 97)
     for run in report.runs:
+        ceiling = report.get(NOOP, run.model, run.rows, run.connections)
+        frac = f"{run.rps / ceiling.rps:>9.0%}" if ceiling and ceiling.rps and run.server != NOOP else f"{'':>9}"
+        p99x = f"{run.p99_ms / ceiling.p99_ms:>6.1f}x" if ceiling and ceiling.p99_ms and run.server != NOOP else ""
         print(
             f"{run.model:8} {run.rows:>4} {run.connections:>5}  {run.server:18} {run.rps:>9.1f} "
-            f"{run.p50_ms:>9.2f} {run.p99_ms:>9.2f} {run.errors:>6}"
+            f"{run.p50_ms:>9.2f} {run.p99_ms:>9.2f} {run.errors:>6}  {frac} {p99x}"
         )
     print()
     print("in-process (p50 ms; 'predict' on an array is the floor the targets use):")
@@ -634,6 +672,30 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
             ratio(model, 64, 32, "mlserver-default"),
             2,
         )
+
+    def of_ceiling(model: str, n: int, c: int) -> float | None:
+        ours, ceiling = report.get("mlcycle", model, n, c), report.get(NOOP, model, n, c)
+        return ours.rps / ceiling.rps if ours and ceiling and ceiling.rps else None
+
+    add("issue 19: forest 1-row 32c: >= 60% of the no-op ceiling's req/s", of_ceiling("forest", 1, 32), 0.6, "{:.0%}")
+    ours, ceiling = report.get("mlcycle", "forest", 1, 32), report.get(NOOP, "forest", 1, 32)
+    add(
+        "issue 19: forest 1-row 32c: p99 <= 3x the ceiling's p99",
+        ours.p99_ms / ceiling.p99_ms if ours and ceiling and ceiling.p99_ms else None,
+        3.0,
+        "{:.1f}x",
+        True,
+    )
+    for model in MODELS:
+        add(f"issue 19: {model} 64-row 32c: >= 40% of the ceiling's req/s", of_ceiling(model, 64, 32), 0.4, "{:.0%}")
+    ours, ceiling = report.get("mlcycle", "forest", 1, 1), report.get(NOOP, "forest", 1, 1)
+    add(
+        "issue 19: forest 1-row 1c: p50 <= the ceiling's p50 + 0.5 ms",
+        ours.p50_ms - ceiling.p50_ms if ours and ceiling else None,
+        0.5,
+        "{:+.2f} ms",
+        True,
+    )
     for model in MODELS:
         for n in ROW_COUNTS:
             run, floor = report.get("mlcycle", model, n, 1), report.floors.get(f"{model}/{n}")
@@ -649,7 +711,7 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
 
 def print_targets(report: Report) -> None:
     print()
-    print("targets (issue 3):")
+    print("targets (issues 3 and 19):")
     for label, measured, met in targets(report):
         verdict = "n/a " if met is None else ("MET " if met else "MISS")
         print(f"  [{verdict}] {label:58} {measured}")
@@ -661,6 +723,20 @@ def print_targets(report: Report) -> None:
             overheads.append(f"{key} {run.p50_ms - values['mlcycle.serving.predict']:+.2f} ms")
     if overheads:
         print("  info: 1c p50 over mlcycle's own in-process predict (HTTP + decode + encode): " + ", ".join(overheads))
+    if report.protocols:
+        print()
+        print("gRPC vs REST, mlcycle, 1-row requests, one Python load generator for both (protocol_load.py):")
+        for p in report.protocols:
+            print(
+                f"  {p['model']:8} {p['protocol']:15} {p['rps']:>9.1f} req/s  p50 {p['p50_ms']:.2f} ms  "
+                f"p99 {p['p99_ms']:.2f} ms  errors {p['errors']}"
+            )
+        for model in sorted({p["model"] for p in report.protocols}):
+            rest = next(p for p in report.protocols if p["model"] == model and p["protocol"].startswith("REST"))
+            grpc = next(p for p in report.protocols if p["model"] == model and p["protocol"].startswith("gRPC"))
+            ratio = grpc["rps"] / rest["rps"] if rest["rps"] else 0.0
+            verdict = "MET " if ratio >= 1 else "MISS"
+            print(f"  [{verdict}] issue 19: {model} gRPC >= REST req/s for 1-row requests: {ratio:.2f}x")
     for note in report.notes:
         print(f"  note: {note}")
 
@@ -680,12 +756,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--servers",
-        default="mlcycle,mlserver-default,mlserver-batching",
+        default=f"{NOOP},mlcycle,{MLCYCLE_2W},mlserver-default,mlserver-batching",
         help="comma-separated subset of the servers to run",
     )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--mlcycle-args", default="", help='extra flags for the predictor, e.g. "--workers 2"')
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, model repos)")
+    parser.add_argument(
+        "--protocol-concurrency", type=int, default=8, help="outstanding requests in the gRPC vs REST comparison"
+    )
     args = parser.parse_args(argv)
     duration = args.duration or (3 if args.quick else 15)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -711,6 +790,10 @@ def main(argv: list[str] | None = None) -> int:
         script = work / "wrk.lua"
 
         servers: list[Server] = []
+        if NOOP in wanted:
+            log("starting the no-op v2 ceiling")
+            servers.append(start_noop(procs, models, work, args.ready_timeout))
+            report.notes.append(f"{NOOP}: {servers[-1].note} (benchmarks/noop_v2.py, 1 worker)")
         if "mlcycle" in wanted:
             log("starting mlcycle's predictor")
             servers.append(start_mlcycle(procs, models, home, work, args.ready_timeout, shlex.split(args.mlcycle_args)))
@@ -718,6 +801,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"mlcycle predictor: its defaults{' plus ' + args.mlcycle_args if args.mlcycle_args else ''} "
                 "(payload logging and metrics on)"
             )
+        if MLCYCLE_2W in wanted:
+            log("starting mlcycle's predictor with 2 REST workers")
+            extra = [*shlex.split(args.mlcycle_args), "--workers", "2"]
+            servers.append(start_mlcycle(procs, models, home, work, args.ready_timeout, extra, name=MLCYCLE_2W))
+            report.notes.append(f"{MLCYCLE_2W}: the same predictor with --workers 2 (issue 19: 1 and 2 workers)")
         if install is not None:
             finish_mlserver_install(install, work)
         for batching in (False, True):
@@ -731,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         if not servers:
             log("no server to benchmark")
             return 2
-        for server in list(servers):
+        for server in [s for s in servers if s.name != NOOP]:  # the ceiling's answer is fixed by design
             try:
                 for model in models.values():
                     for n in ROW_COUNTS:
@@ -769,6 +857,23 @@ def main(argv: list[str] | None = None) -> int:
                         after = floor_ms(calls, floor_seconds)
                         report.floors[f"{key}/{n}"] = {k: min(v, after[k]) for k, v in before.items()}
                         log(f"{key} {n}-row in-process floor: {report.floors[f'{key}/{n}']['predict']:.3f} ms")
+        ours = next((s for s in servers if s.name == "mlcycle" and s.grpc_port), None)
+        if ours is not None:
+            from protocol_load import compare
+
+            for key, model in models.items():
+                log(f"{key}: gRPC vs REST, 1 row, {args.protocol_concurrency} streams, {duration} s each")
+                for r in compare(
+                    "127.0.0.1",
+                    int(ours.base_url.rsplit(":", 1)[1]),
+                    ours.grpc_port,
+                    ours.served[key],
+                    model.columns,
+                    model.rows[:1],
+                    concurrency=args.protocol_concurrency,
+                    seconds=duration,
+                ):
+                    report.protocols.append({"model": key, **asdict(r), "rps": r.rps})
     finally:
         procs.stop_all()
         if args.keep:
@@ -792,6 +897,7 @@ def main(argv: list[str] | None = None) -> int:
                 "floors_ms": report.floors,
                 "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(report)],
                 "notes": report.notes,
+                "protocols": report.protocols,
                 "cpus": os.cpu_count(),
             },
             indent=2,

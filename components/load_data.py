@@ -18,6 +18,7 @@ def load_data(
     seed: int,
     train_data: Output[Dataset],
     test_data: Output[Dataset],
+    task: str = "",
 ) -> NamedTuple("LoadedData", [("target", str), ("data_hash", str), ("registered_name", str), ("rows", int)]):
     """Load a data source, check its schema and quality, and split it into train and test sets.
 
@@ -30,6 +31,7 @@ def load_data(
         seed: random seed for the split.
         train_data: the training split (Parquet).
         test_data: the holdout split (Parquet).
+        task: ``classification`` (class rules, stratified split) or ``regression``; empty: from the target.
 
     Returns:
         target: the target column; data_hash: SHA-256 of the loaded table; registered_name: the
@@ -43,6 +45,7 @@ def load_data(
     settings = configured_settings()
     name = lifecycle.resolve_registered_name(dataset, model_name, team, settings)
     prepared = lifecycle.prepare_data(dataset, target or None, train_data.path, test_data.path,
-                                      test_size=test_size, seed=seed, endpoint_url=settings.s3_endpoint_url)
+                                      test_size=test_size, seed=seed, endpoint_url=settings.s3_endpoint_url,
+                                      task=task)
     return namedtuple("LoadedData", "target data_hash registered_name rows")(
         prepared.target, prepared.data_hash, name, prepared.rows)

@@ -11,7 +11,7 @@ def register_model(
     registered_name: str,
     gate_metric: str,
     min_improvement: float,
-    floor: float,
+    floor: str,
     auto_promote: bool,
     pipeline_run_id: str,
 ) -> str:
@@ -25,9 +25,11 @@ def register_model(
     Args:
         run_id: the evaluated training run.
         registered_name: registered-model name.
-        gate_metric: holdout metric compared (``f1_macro``, ``accuracy``, ``roc_auc``, ``log_loss``).
+        gate_metric: holdout metric compared (``f1_macro``, ``accuracy``, ``roc_auc``, ``log_loss``;
+            ``rmse``, ``mae``, ``r2``); empty: the task's (``f1_macro``, ``rmse``). Each has its direction.
         min_improvement: how much the candidate must beat the champion by.
-        floor: the worst acceptable metric value, champion or not.
+        floor: the worst acceptable metric value on its own scale, champion or not; empty: the metric's
+            default (0.5 for accuracy, macro F1 and ROC AUC, 0 for R², none for log loss, RMSE, MAE).
         auto_promote: move ``champion`` right away when the gate passes; off holds the version as
             ``challenger`` for a canary rollout first.
         pipeline_run_id: the KFP run, recorded as who decided.
@@ -37,10 +39,11 @@ def register_model(
         ``mlcycle.gate.reason``.
     """
     from mlcycle import lifecycle
-    from mlcycle.registry.gate import GatePolicy
     from mlcycle.tracking import configured_settings
 
-    outcome = lifecycle.register_and_gate(
-        run_id, registered_name, GatePolicy(metric=gate_metric, min_improvement=min_improvement, floor=floor),
-        configured_settings(), decided_by=f"pipeline:{pipeline_run_id}", auto_promote=auto_promote)
+    settings = configured_settings()
+    lifecycle.check_write_access(registered_name, settings)
+    policy = lifecycle.gate_policy_for_run(run_id, gate_metric, floor, min_improvement)
+    outcome = lifecycle.register_and_gate(run_id, registered_name, policy, settings,
+                                          decided_by=f"pipeline:{pipeline_run_id}", auto_promote=auto_promote)
     return outcome.action

@@ -20,20 +20,25 @@ def train_model(
     dataset: str,
     data_hash: str,
     pipeline_run_id: str,
+    trainer: str = "",
+    task: str = "",
 ) -> NamedTuple("TrainedModel", [("run_id", str), ("model_uri", str)]):
-    """Train a scikit-learn estimator and log params, metrics, lineage and the model to MLflow.
+    """Call the trainer (yours, or a built-in estimator) and log params, metrics, lineage and the model to MLflow.
 
     Args:
         train_data: the training split.
         target: target column.
         registered_name: registered-model name; also the MLflow experiment.
-        model_type: ``random_forest``, ``hist_gradient_boosting`` or ``logistic_regression``.
-        params: hyperparameters as a JSON object, e.g. ``{"max_depth": 4}``.
+        model_type: ``random_forest``, ``hist_gradient_boosting`` or ``logistic_regression`` (no ``trainer``).
+        params: parameters passed to the trainer as a JSON object, e.g. ``{"max_depth": 4}``.
         n_trials: random-search trials over the estimator's search space (0: none).
         seed: random seed.
         dataset: the data source, recorded for lineage.
         data_hash: content hash of the data, recorded for lineage.
         pipeline_run_id: the KFP run id, recorded for lineage.
+        trainer: your training function, ``package.module:function`` (importable in the step's image);
+            empty: the built-in ``model_type``.
+        task: ``classification`` or ``regression``; empty: inferred from the target.
 
     Returns:
         run_id: the MLflow run; model_uri: the logged model's URI.
@@ -46,5 +51,5 @@ def train_model(
     result = lifecycle.run_training(
         train_data.path, target, configured_settings(), registered_name=registered_name,
         model_type=model_type, params=params, n_trials=n_trials, seed=seed, dataset=dataset,
-        data_hash=data_hash, pipeline_run_id=pipeline_run_id)
+        data_hash=data_hash, pipeline_run_id=pipeline_run_id, trainer=trainer, task=task)
     return namedtuple("TrainedModel", "run_id model_uri")(result.run_id, result.model_uri)

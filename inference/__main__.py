@@ -18,6 +18,24 @@ MLFLOW_CLIENT_DEFAULTS = {
 }
 
 
+def cores() -> int:
+    """The CPUs this process may run on (its affinity mask, as a container's cpuset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def workers_arg(value: str) -> int:
+    """``--workers``: a count, or ``auto`` for one REST worker per core."""
+    if value == "auto":
+        return cores()
+    try:
+        return int(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--workers takes a number or 'auto', not {value!r}") from e
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m inference", description="Serve MLflow models over KServe's v1/v2 protocols."
@@ -26,7 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--http-port", type=int, default=8080, help="HTTP port (default 8080)")
     p.add_argument("--grpc-port", type=int, default=None, help="v2 gRPC port (default: no gRPC)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (the image uses 0.0.0.0)")
-    p.add_argument("--workers", type=int, default=1, help="REST worker processes (default 1)")
+    p.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=1,
+        help="REST worker processes, or 'auto' for one per core (default 1); /metrics adds them up",
+    )
     p.add_argument("--canary", default=None, help="another version of one served model, e.g. models:/wine@challenger")
     p.add_argument("--canary-percent", type=float, default=10.0, help="share of traffic for --canary (0-100)")
     p.add_argument("--max-threads", type=int, default=4, help="gRPC worker threads")
@@ -72,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             if model.name in names:
                 raise MlcycleError(f"two models would be served as {model.name!r}; serve one version per name")
             names.add(model.name)
-            model.load()
+            if args.workers > 1:
+                model.check()  # the parent only supervises: each worker downloads and loads
+            else:
+                model.load()
             models.append(model)
         if canary_base is not None and canary_base not in names:
             raise MlcycleError(f"--canary {args.canary} is not a version of any served model ({', '.join(names)})")

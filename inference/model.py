@@ -10,11 +10,14 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,19 +30,23 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from inference.runtime import Runtime, runtime
 from mlcycle import logs, tracking
 from mlcycle.config import Settings
-from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError
+from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotReadyError, NotImplementedOperationError
+from mlcycle.serving.auth import RefusalLog
 from mlcycle.serving.batching import AdaptiveBatcher
+from mlcycle.serving.compiled import compile_loaded
 from mlcycle.serving.loading import LoadedModel, load_model, resolve_version
 from mlcycle.serving.predict import Prediction, predict
 from mlcycle.serving.routing import goes_to_canary, validate_percent
 from mlcycle.serving.schema import V2Input, decode_v1, decode_v2, v2_datatype, v2_metadata
 
 log = logging.getLogger("mlcycle.inference")
+_refusals = RefusalLog(log)  # refused requests: DEBUG each, one INFO summary per minute at most
 
 CHAMPION, CANARY = "champion", "canary"
 # Ids for requests that bring none (payload log rows need one): unique per process, cheaper than uuid4.
 _ID_PREFIX = uuid.uuid4().hex[:12]
 _ids = itertools.count(1)
+MAX_BACKOFF_S = 300.0  # a version that keeps failing to load is tried at most every 5 minutes
 VERSION_HEADER = "x-mlcycle-model-version"
 ROLE_HEADER = "x-mlcycle-model-role"
 
@@ -54,9 +61,32 @@ class ServedVersion:
     version: str
     metadata: dict[str, Any]
     columns: list[str]
+    download_dir: Path | None = None
+
+    def retire(self) -> None:
+        """This version stopped serving: close its batcher (answering what it holds), delete its files."""
+        self.batcher.close_from_thread()
+        if self.download_dir is not None:
+            shutil.rmtree(self.download_dir, ignore_errors=True)
+
+    @classmethod
+    def load(cls, ref: str, role: str, settings: Settings, name: str) -> ServedVersion:
+        """Download ``ref`` into a directory of its own under ``settings.download_dir`` and build it."""
+        root = settings.download_dir
+        root.mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(prefix=f"{name}-{role}-", dir=root))
+        try:
+            served = cls.build(load_model(ref, settings, name=name, dst_path=directory), role, settings)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        served.download_dir = directory
+        return served
 
     @classmethod
     def build(cls, loaded: LoadedModel, role: str, settings: Settings) -> ServedVersion:
+        if settings.serving_compile and loaded.compiled is None and not loaded.compile_note:
+            compile_loaded(loaded)  # once per version; a worker process gets it pickled
         batcher = AdaptiveBatcher(
             partial(predict, loaded),
             max_rows=settings.serving_batch_max_rows,
@@ -69,6 +99,7 @@ class ServedVersion:
             classes=loaded.classes,
             output_columns=loaded.output_columns,
         )
+        meta["parameters"] = {"runtime": loaded.runtime, "compile": loaded.compile_note or "off"}
         return cls(loaded, role, batcher, loaded.version or "1", meta, list(loaded.schema.columns))
 
 
@@ -102,6 +133,7 @@ class MlflowModel(Model):
         self.canary_percent = validate_percent(canary_percent) if canary_ref else 0.0
         self.load_failures = 0
         self._versions: dict[str, ServedVersion] = {}
+        self.load_in_workers = False  # --workers N: the supervising parent loads nothing
         self._init_runtime()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -110,21 +142,43 @@ class MlflowModel(Model):
         self._rt: Runtime | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._failed: dict[str, tuple[str, int, float]] = {}  # role -> (version, failures, retry at)
+
+    def check(self) -> None:
+        """What a supervising parent does instead of :meth:`load`: resolve the references (a wrong
+        name fails at start with its message) without downloading anything.
+
+        Raises:
+            ModelNotFoundError: a model, version or alias does not exist.
+        """
+        from mlcycle.registry.uris import parse_model_ref
+
+        tracking.configure(self.settings)
+        for ref in self._refs().values():
+            if ref.startswith(("/", "./", "../")):
+                continue
+            resolve_version(parse_model_ref(ref, self.settings.team))
+        self.load_in_workers = True
 
     def load(self) -> bool:
         """Load champion (and canary) from MLflow; ``ready`` becomes True last."""
         tracking.configure(self.settings)
-        champion = load_model(self.ref, self.settings, name=self.name)
-        versions = {CHAMPION: ServedVersion.build(champion, CHAMPION, self.settings)}
-        if self.canary_ref:
-            canary = load_model(self.canary_ref, self.settings, name=self.name)
-            if canary.registered_name != champion.registered_name and champion.registered_name:
-                raise InvalidInputError(
-                    f"canary {self.canary_ref} is model {canary.registered_name!r}, not "
-                    f"{champion.registered_name!r}; a canary must be another version of the same model",
-                    field="canary",
-                )
-            versions[CANARY] = ServedVersion.build(canary, CANARY, self.settings)
+        versions = {CHAMPION: ServedVersion.load(self.ref, CHAMPION, self.settings, self.name)}
+        try:
+            if self.canary_ref:
+                canary = ServedVersion.load(self.canary_ref, CANARY, self.settings, self.name)
+                versions[CANARY] = canary
+                champion_name = versions[CHAMPION].loaded.registered_name
+                if canary.loaded.registered_name != champion_name and champion_name:
+                    raise InvalidInputError(
+                        f"canary {self.canary_ref} is model {canary.loaded.registered_name!r}, not "
+                        f"{champion_name!r}; a canary must be another version of the same model",
+                        field="canary",
+                    )
+        except BaseException:
+            for sv in versions.values():
+                sv.retire()
+            raise
         self._versions = versions
         self._rt = runtime(self.settings)
         self._publish_info()
@@ -132,31 +186,37 @@ class MlflowModel(Model):
         return self.ready
 
     def start(self) -> None:
-        """Start following the registry aliases (called by the model server in its process)."""
+        """Start following the registry aliases (called by the model server in its serving process)."""
         self.ready = bool(self._versions)
         self._start_poller()
 
     def stop(self) -> None:
+        """Stop following aliases, write queued payloads, close the batchers and delete the downloads."""
         self._stop.set()
         if self._rt is not None and self._rt.payloads is not None:
-            self._rt.payloads.flush(timeout=5)
+            self._rt.payloads.flush(timeout=30)  # the process closes the logger when it exits
+        versions, self._versions = self._versions, {}
+        for sv in versions.values():
+            sv.retire()
         super().stop()
 
     def __getstate__(self) -> dict[str, Any]:
-        """What a worker process needs (KServe pickles models into its REST workers)."""
-        state = {k: v for k, v in self.__dict__.items() if k not in {"_rt", "_stop", "_poller", "_versions"}}
-        state["_loaded"] = {role: sv.loaded for role, sv in self._versions.items()}
-        return state
+        """What a REST worker needs (KServe pickles models into its spawned workers): the references
+        and settings. Each worker loads (and follows) its versions itself; the parent only supervises."""
+        return {k: v for k, v in self.__dict__.items() if k not in {"_rt", "_stop", "_poller", "_versions", "_failed"}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        loaded = state.pop("_loaded")
         self.__dict__.update(state)
+        self._versions = {}
         self._init_runtime()
-        self._versions = {role: ServedVersion.build(lm, role, self.settings) for role, lm in loaded.items()}
-        tracking.configure(self.settings)
         self._rt = runtime(self.settings)
-        self._publish_info()
-        self._start_poller()
+        try:
+            self.load()
+        except Exception:  # noqa: BLE001 - not ready; the poller retries with backoff, /ready says 503
+            self.load_failures += 1
+            self._rt.metrics.load_failure(self.name)
+            log.exception("model %s: loading %s in this worker failed; retrying", self.name, self.ref)
+        self._start_poller(always=True)
 
     # -- the registry poller ----------------------------------------------------------------------
 
@@ -166,16 +226,49 @@ class MlflowModel(Model):
             refs[CANARY] = self.canary_ref
         return refs
 
-    def _start_poller(self) -> None:
-        follows = any("@" in r for r in self._refs().values())
-        if self.settings.serving_poll_seconds <= 0 or not follows or self._poller is not None:
+    def _start_poller(self, always: bool = False) -> None:
+        if self._poller is not None or self.load_in_workers and not always:
+            return  # a supervising parent neither loads nor polls
+        follows = any("@" in r for r in self._refs().values()) and self.settings.serving_poll_seconds > 0
+        if not follows and self._versions:
             return
         self._poller = threading.Thread(target=self._follow, name=f"alias-poller-{self.name}", daemon=True)
         self._poller.start()
 
     def _follow(self) -> None:
-        while not self._stop.wait(self.settings.serving_poll_seconds):
-            self.refresh()
+        wait = self.settings.serving_poll_seconds or 1.0
+        while not self._stop.wait(wait):
+            if not self._versions:
+                self._retry_load()
+            else:
+                self.refresh()
+
+    def _backoff(self, role: str, version: str) -> float:
+        """Seconds until ``version`` may be tried again for ``role`` after one more failure."""
+        _, failures, _ = self._failed.get(role, (version, 0, 0.0))
+        if self._failed.get(role, (None,))[0] != version:
+            failures = 0
+        failures += 1
+        delay = min(max(self.settings.serving_poll_seconds, 0.5) * 2 ** (failures - 1), MAX_BACKOFF_S)
+        self._failed[role] = (version, failures, time.monotonic() + delay)
+        return delay
+
+    def _retry_load(self) -> None:
+        """A worker whose first load failed: try again, with exponential backoff."""
+        failed = self._failed.get(CHAMPION)
+        if failed is not None and time.monotonic() < failed[2]:
+            return
+        try:
+            self.load()
+        except Exception:  # noqa: BLE001 - still not ready; counted and retried later
+            self.load_failures += 1
+            if self._rt is not None:
+                self._rt.metrics.load_failure(self.name)
+            delay = self._backoff(CHAMPION, self.ref)
+            log.warning("model %s: loading %s failed again; next try in %.1f s", self.name, self.ref, delay)
+        else:
+            self._failed.clear()
+            log.info("model %s: loaded %s", self.name, self.ref)
 
     def refresh(self) -> dict[str, str]:
         """Check each followed alias once; load and swap in any version that moved.
@@ -192,30 +285,42 @@ class MlflowModel(Model):
             current = self._versions.get(role)
             if not parsed.alias or current is None:
                 continue
+            version = None
             try:
                 version, _ = resolve_version(parsed)
                 if version == current.version:
+                    self._failed.pop(role, None)
                     continue
-                loaded = load_model(f"models:/{parsed.name}/{version}", self.settings, name=self.name)
-                fresh = ServedVersion.build(loaded, role, self.settings)
+                failed = self._failed.get(role)
+                if failed is not None and failed[0] == version and time.monotonic() < failed[2]:
+                    continue  # this version failed to load: not downloaded again before its backoff ends
+                fresh = ServedVersion.load(f"models:/{parsed.name}/{version}", role, self.settings, self.name)
             except Exception:  # noqa: BLE001 - keep serving the old version; the failure is reported
                 self.load_failures += 1
                 if self._rt is not None:
                     self._rt.metrics.load_failure(self.name)
+                delay = self._backoff(role, str(version))
                 log.exception(
-                    "model %s: loading the new %s version of %s failed; still serving %s",
+                    "model %s: loading the new %s version of %s failed; still serving %s; next try in %.1f s",
                     self.name,
                     role,
                     ref,
                     current.loaded.label,
+                    delay,
                 )
                 continue
+            self._failed.pop(role, None)
             self._versions = {**self._versions, role: fresh}  # one assignment: atomic for readers
             swapped[role] = version
+            current.retire()  # its batcher answers what it holds, then its files go
             log.info("model %s: %s %s moved from version %s to %s", self.name, role, ref, current.version, version)
         if swapped:
             self._publish_info()
-            gc.freeze()  # the new version's objects join the frozen heap (see inference.server.freeze_heap)
+            # The old version's cycles were frozen with the heap: unfreeze so a collection can free them,
+            # then freeze the new version's objects (see inference.server.freeze_heap).
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
         return swapped
 
     def _publish_info(self) -> None:
@@ -274,19 +379,48 @@ class MlflowModel(Model):
             return canary
         return versions[CHAMPION]
 
+    def authenticate(self, headers: Any) -> None:
+        """Check the caller's API key (when keys are configured); the REST routes call it before the
+        body is read. A refusal is counted (``mlcycle_requests_refused_total``) and logged at DEBUG.
+
+        Raises:
+            AuthenticationError / PermissionDeniedError: 401 / 403.
+        """
+        rt = self._check_ready()
+        if rt.auth is None:
+            return
+        try:
+            rt.auth.authenticate(headers, self._versions[CHAMPION].loaded.registered_name or self.name)
+        except MlcycleError as e:
+            rt.metrics.refuse(self.name, e.http_status)
+            _refusals.refused(e.http_status, e.message)
+            raise
+
     async def __call__(
         self,
         body: Any,
         headers: dict[str, str] | None = None,
         verb: InferenceVerb = InferenceVerb.PREDICT,
     ) -> tuple[Any, dict[str, str]]:
+        if verb == InferenceVerb.EXPLAIN:
+            raise NotImplementedOperationError(
+                f"model {self.name!r} has no explainer; use :predict or /v2/models/{self.name}/infer",
+                field="verb",
+            )
         return await self.infer(body, headers)
 
     async def infer(
-        self, body: Any, headers: dict[str, str] | None = None, version: str | None = None
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        version: str | None = None,
+        *,
+        authenticated: bool = False,
     ) -> tuple[Any, dict[str, str]]:
         """Answer one request as KServe hands it over: v1 (dict) or v2 (InferRequest, REST or gRPC)."""
         headers = headers or {}
+        if not authenticated:
+            self.authenticate(headers)
         if isinstance(body, bytes | bytearray | str):  # v1 sent without a JSON content type
             body = _json(body)
         if isinstance(body, InferRequest):
@@ -304,7 +438,8 @@ class MlflowModel(Model):
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """The REST fast path: a parsed JSON body in, a JSON-ready dict out (no pydantic round trips).
 
-        ``protocol`` is ``v1`` (``{"instances": [...]}``) or ``v2-rest`` (``{"inputs": [...]}``).
+        ``protocol`` is ``v1`` (``{"instances": [...]}``) or ``v2-rest`` (``{"inputs": [...]}``). The
+        caller has called :meth:`authenticate` before reading the body.
         """
         if not isinstance(payload, dict):
             raise InvalidInputError("the request body must be a JSON object", field="body")
@@ -326,14 +461,10 @@ class MlflowModel(Model):
     ) -> tuple[ServedVersion, str, Prediction]:
         """Authenticate, route, decode, predict (micro-batched); count and log. The one request path."""
         start = time.perf_counter()
-        rt = self._rt
-        if rt is None or not self.ready:
-            raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
+        rt = self._check_ready()
         sv = None
         status = 500
         try:
-            if rt.auth is not None:
-                rt.auth.authenticate(headers, self._versions[CHAMPION].loaded.registered_name or self.name)
             sticky = str(given_id) if given_id else None
             request_id = sticky or f"{_ID_PREFIX}-{next(_ids)}"
             sv = self._route(sticky) if version is None else self.served_version(version)
@@ -351,7 +482,7 @@ class MlflowModel(Model):
             if status >= 500:
                 log.error("failed with %d: %s", status, e.message)
             else:
-                log.info("refused with %d: %s", status, e.message)
+                _refusals.refused(status, e.message)
             raise
         finally:
             rt.metrics.observe_request(
@@ -366,6 +497,12 @@ class MlflowModel(Model):
         if rt.payloads is not None:
             self._log_payload(rt, sv, protocol, request_id, x, result)
         return sv, request_id, result
+
+    def _check_ready(self) -> Runtime:
+        rt = self._rt
+        if rt is None or not self.ready or not self._versions:
+            raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
+        return rt
 
     def _log_payload(
         self, rt: Runtime, sv: ServedVersion, protocol: str, request_id: str, x: np.ndarray, result: Prediction

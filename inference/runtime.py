@@ -42,6 +42,10 @@ def runtime(settings: Settings) -> Runtime:
                     destination,
                     on_drop=lambda n, model: metrics.payload_dropped(model, n),
                     s3_endpoint_url=settings.s3_endpoint_url,
+                    max_queued_rows=settings.serving_payload_max_queued_rows,
+                    flush_rows=settings.serving_payload_flush_rows,
+                    flush_seconds=settings.serving_payload_flush_seconds,
+                    write_attempts=settings.serving_payload_write_attempts,
                 )
             rt = Runtime(metrics, payloads, Authenticator.from_settings(settings), pid)
             _current.clear()
@@ -52,3 +56,10 @@ def runtime(settings: Settings) -> Runtime:
 def current() -> Runtime | None:
     """This process's runtime if a model has created it."""
     return _current.get(os.getpid())
+
+
+def close_payloads(timeout: float = 30.0) -> None:
+    """Write every payload row this process has queued (a server process calls it as it stops)."""
+    rt = current()
+    if rt is not None and rt.payloads is not None:
+        rt.payloads.close(timeout=timeout)

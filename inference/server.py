@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import warnings
 from concurrent import futures
 from typing import Any
@@ -29,6 +30,7 @@ from grpc import StatusCode, aio
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING, INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput as KServeInvalidInput
+from kserve.model import InferenceVerb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 from kserve.protocol.grpc.server import GRPCServer
@@ -74,6 +76,10 @@ def _loads(body: bytes) -> Any:
         raise InvalidInputError(f"the request body is not valid JSON: {e}", field="body") from e
 
 
+def _after_shutdown(signum: int, _frame: Any) -> None:
+    log.debug("REST worker: signal %d after shutdown; finishing the payload log first", signum)
+
+
 def _silence_access_log() -> None:
     """No access log line per request: it costs the hot path and Prometheus counts requests."""
     access = logging.getLogger("uvicorn.access")
@@ -97,10 +103,25 @@ class PredictorRESTServer(RESTServer):
         _silence_access_log()
 
     def run(self, sockets: Any = None) -> None:
-        """A worker process's entry point (KServe configured logging again in it)."""
+        """A worker process's entry point (KServe configured logging again in it).
+
+        Uvicorn returns from ``run`` after a graceful shutdown (SIGTERM): every request it answered
+        is then written to the payload log before the worker exits.
+        """
+        from inference.runtime import close_payloads
+
         _silence_access_log()
         freeze_heap()
-        super().run(sockets=sockets)
+        # Uvicorn re-raises the SIGTERM it handled once it has shut down; with the default handler that
+        # killed the worker before its last payload rows were written. Ours lets ``run`` return.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _after_shutdown)
+        try:
+            super().run(sockets=sockets)
+        finally:
+            for model in self.dataplane.model_registry.get_models().values():
+                model.stop()
+            close_payloads()
 
     def _add_middlewares(self, app: FastAPI) -> None:
         """No per-request timing/logging middleware: metrics come from the model, logs stay quiet.
@@ -142,6 +163,7 @@ class PredictorRESTServer(RESTServer):
             """v2 REST infer, parsed with orjson straight into the model's request path."""
             params = request.path_params
             m = model(params["model_name"])
+            m.authenticate(request.headers)  # before a byte of the body is read
             body = await request.body()
             headers = request.headers
             binary = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
@@ -152,7 +174,9 @@ class PredictorRESTServer(RESTServer):
                 # KeyError, a wrong type a TypeError/IndexError. All of them are the client's mistake.
                 except (ValueError, TypeError, KeyError, IndexError, KServeInvalidInput) as e:
                     raise InvalidInputError(f"bad {INFERENCE_CONTENT_LENGTH_HEADER}: {e}", field="body") from e
-                result, extra = await m.infer(parsed, dict(headers), version=params.get("model_version"))
+                result, extra = await m.infer(
+                    parsed, dict(headers), version=params.get("model_version"), authenticated=True
+                )
                 content, json_length = result.to_rest()
                 if json_length is not None:
                     extra[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
@@ -164,8 +188,17 @@ class PredictorRESTServer(RESTServer):
         async def predict_v1(request: Request) -> Response:
             """v1 REST predict, same fast path."""
             m = model(request.path_params["model_name"])
+            m.authenticate(request.headers)  # before a byte of the body is read
             result, extra = await m.infer_json("v1", _loads(await request.body()), request.headers)
             return Response(orjson.dumps(result, option=JSON_OPTIONS), headers=extra, media_type="application/json")
+
+        async def explain_v1(request: Request) -> Response:
+            """No explainer is served: 501 with a JSON error (404 for an unknown model); KServe's own
+            route called the model's predict for ``:explain``."""
+            m = model(request.path_params["model_name"])
+            m.authenticate(request.headers)
+            await m(None, dict(request.headers), InferenceVerb.EXPLAIN)
+            raise AssertionError("unreachable: the model refuses :explain")
 
         app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
         app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
@@ -175,6 +208,7 @@ class PredictorRESTServer(RESTServer):
         app.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
         app.add_route("/v2/models/{model_name}/versions/{model_version}/infer", infer, methods=["POST"])
         app.add_route("/v1/models/{model_name}:predict", predict_v1, methods=["POST"])
+        app.add_route("/v1/models/{model_name}:explain", explain_v1, methods=["POST"])
         super()._register_endpoints(app)  # KServe's routes; ours, registered first, take precedence
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
@@ -292,7 +326,10 @@ class PredictorServer(ModelServer):
         self.host = host
 
     def start(self, models: list) -> None:
-        self._register_and_check_atleast_one_model_is_ready(models)
+        for model in models:  # KServe's public registration; readiness is each model's own
+            self.register_model(model)
+            if self.workers == 1:
+                model.start()  # with --workers N each worker loads and follows its own copy
         freeze_heap()
         rest = PredictorRESTServer(
             FASTAPI_APP_IMPORT_STRING,
@@ -325,4 +362,9 @@ class PredictorServer(ModelServer):
             self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
-        asyncio.run(self._serve())
+        from inference.runtime import close_payloads
+
+        try:
+            asyncio.run(self._serve())
+        finally:
+            close_payloads()  # the single-process server's rows (workers close their own)

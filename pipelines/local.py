@@ -22,6 +22,15 @@ from mlcycle.errors import MlcycleError
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_DONE = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _STEP_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$")
+_MLFLOW_REFUSED = re.compile(r"API request to endpoint (\S+) failed with error code (401|403)\b")
+
+
+def _refusal(endpoint: str, status: str) -> tuple[str, str]:
+    """An MLflow 401/403 from a step as one line (the step's own traceback stays in its log)."""
+    from mlcycle.tracking import refusal
+
+    error = refusal("UNAUTHENTICATED" if status == "401" else "PERMISSION_DENIED", endpoint)
+    return (type(error).__name__, error.message) if error else ("MlflowException", f"{endpoint}: {status}")
 
 
 class PipelineFailedError(MlcycleError):
@@ -121,6 +130,8 @@ def run_pipeline(pipeline: Callable[..., Any], settings: Settings, *, log_file: 
         step = stream.failed_step if stream else None
         if stream and stream.last_error:
             kind, message = stream.last_error
+            if refused := _MLFLOW_REFUSED.search(message):  # the server's 401/403, said as the CLI says it
+                kind, message = _refusal(refused.group(1), refused.group(2))
             raise PipelineFailedError(f"step {step or '?'} failed: {kind}: {message}", step=step, error_type=kind,
                                       log_file=log_file) from e
         where = f" (log: {log_file})" if log_file else ""
@@ -129,3 +140,48 @@ def run_pipeline(pipeline: Callable[..., Any], settings: Settings, *, log_file: 
         if sink:
             sink.close()
     return task.output if task is not None and getattr(task, "outputs", None) else None
+
+
+def run_container_then_remove(client: Any, image: str, command: list[str], volumes: dict[str, Any],
+                              **container_run_args: Any) -> int:
+    """kfp.local's ``run_docker_container`` without auto-remove: the step's exit code from ``wait()``.
+
+    kfp 2.17 runs the step with ``auto_remove=True`` and then inspects the container. Over podman's Docker API
+    the container is already gone and podman answers 500 ("container ... does not exist in database") where
+    Docker answers 404, so every step fails after it succeeded; and on Docker's 404 kfp returns 0, which can
+    hide a failed step. Here the container is kept until its exit code is read, then removed.
+    Proposed upstream (kubeflow/pipelines, kfp/local/docker_task_handler.py): drop ``auto_remove`` in
+    ``run_docker_container``, take the code from ``container.wait()`` and ``container.remove()`` in a
+    ``finally``. Installed by :func:`docker_runner_fix`.
+    """
+    import docker
+    from kfp.local import docker_task_handler
+
+    image = docker_task_handler.add_latest_tag_if_not_present(image=image)
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        client.images.pull(image)
+    container_run_args.pop("auto_remove", None)
+    container = client.containers.run(image=image, command=command, detach=True, stdout=True, stderr=True,
+                                      volumes=volumes, **container_run_args)
+    try:
+        for line in container.logs(stream=True):
+            print(line.decode(), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
+@contextlib.contextmanager
+def docker_runner_fix() -> Iterator[None]:
+    """Within the block, kfp.local's DockerRunner runs steps with :func:`run_container_then_remove`."""
+    from kfp.local import docker_task_handler
+
+    original = docker_task_handler.run_docker_container
+    docker_task_handler.run_docker_container = run_container_then_remove
+    try:
+        yield
+    finally:
+        docker_task_handler.run_docker_container = original

@@ -22,13 +22,15 @@ def training_pipeline(
     model_name: str = "",
     team: str = "",
     model_type: str = "random_forest",
+    trainer: str = "",
+    task: str = "",
     params: str = "{}",
     n_trials: int = 0,
     test_size: float = 0.25,
     seed: int = 0,
-    gate_metric: str = "f1_macro",
+    gate_metric: str = "",
     min_improvement: float = 0.0,
-    floor: float = 0.5,
+    floor: str = "",
     auto_promote: bool = True,
     deploy_environment: str = "",
 ) -> str:
@@ -39,14 +41,18 @@ def training_pipeline(
         target: target column (empty for the built-in sets).
         model_name: registered-model name; empty means the dataset's name.
         team: team prefix for the registered model (empty: the step's MLCYCLE_TEAM).
-        model_type: ``random_forest``, ``hist_gradient_boosting`` or ``logistic_regression``.
-        params: hyperparameters as a JSON object.
-        n_trials: random-search trials (0: none).
+        model_type: ``random_forest``, ``hist_gradient_boosting`` or ``logistic_regression`` (no ``trainer``).
+        trainer: your training function ``package.module:function`` (``fit(train, target, params)``), importable
+            in the step's image (``mlcycle compile --image``); empty: the built-in ``model_type``.
+        task: ``classification`` or ``regression``; empty: inferred from the target.
+        params: the trainer's parameters as a JSON object.
+        n_trials: random-search trials over the trainer's ``search_space`` (0: none).
         test_size: share of rows held out.
         seed: random seed.
-        gate_metric: metric the gate compares.
+        gate_metric: metric the gate compares, with its direction (``rmse`` lower is better); empty: the
+            task's (``f1_macro`` or ``rmse``).
         min_improvement: how much the candidate must beat the champion by.
-        floor: worst acceptable metric value.
+        floor: worst acceptable value on the metric's scale; empty: the metric's default.
         auto_promote: move champion when the gate passes; off holds the version as challenger for a canary.
         deploy_environment: ``dev``, ``staging`` or ``prod`` to roll the new champion out to KServe after
             the gate (first rollout at 100%, later ones as a canary); empty: no deployment (local runs).
@@ -55,13 +61,13 @@ def training_pipeline(
         The MLflow run id; its registered version carries the gate's decision and reason as tags.
     """
     data = load_data(dataset=dataset, target=target, model_name=model_name, team=team,
-                     test_size=test_size, seed=seed)
+                     test_size=test_size, seed=seed, task=task)
     data.set_display_name("load and validate data")
     trained = train_model(
         train_data=data.outputs["train_data"], target=data.outputs["target"],
         registered_name=data.outputs["registered_name"], model_type=model_type, params=params,
         n_trials=n_trials, seed=seed, dataset=dataset, data_hash=data.outputs["data_hash"],
-        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, trainer=trainer, task=task)
     trained.set_display_name("train")
     evaluated = evaluate_model(
         run_id=trained.outputs["run_id"], test_data=data.outputs["test_data"],

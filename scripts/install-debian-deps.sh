@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose servers and tools the test suite starts on loopback: PostgreSQL
-# (MLflow's backend), Prometheus + promtool, Pushgateway, wrk (load). `make test` runs this first.
+# (MLflow's backend), Prometheus + promtool, Pushgateway, wrk (load), and the container engine of
+# tests/containers (podman with runc, debootstrap for the offline base image). `make test` runs this first.
 # Idempotent: does nothing when everything is there. As root (or with passwordless sudo) it installs what
 # is missing; otherwise it stops with one line naming the packages and the command — the tests that need
 # them are never skipped silently.
@@ -10,6 +11,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# Where docker answers, the container tier uses it; otherwise podman (runc: crun refuses cgroups v1 hybrid).
+if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
+  for tool in podman runc debootstrap; do command -v $tool >/dev/null 2>&1 || need+=($tool); done
+  command -v podman >/dev/null 2>&1 || need+=(buildah fuse-overlayfs slirp4netns uidmap)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" -eq 0 ]; then sudo=()

@@ -54,6 +54,21 @@ class Settings(BaseSettings):
         description="S3 endpoint for s3:// URIs (MinIO on a cluster).",
     )
     team: str = Field(default="", description="Team = Kubeflow profile = namespace; prefixes model names.")
+    mlflow_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_MLFLOW_USERNAME", "MLFLOW_TRACKING_USERNAME"),
+        description="MLflow user (basic auth); MLCYCLE_HOME/credentials/<team>.env holds the team's.",
+    )
+    mlflow_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_MLFLOW_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
+        description="MLflow password (basic auth); never logged, never written into runs or YAML.",
+    )
+    mlflow_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLCYCLE_MLFLOW_TOKEN", "MLFLOW_TRACKING_TOKEN"),
+        description="MLflow bearer token, instead of a user and password.",
+    )
     image_repository: str = Field(default=IMAGE_REPOSITORY, description="Image the components run in.")
     pushgateway_url: str | None = Field(
         default=None, description="Prometheus Pushgateway for drift/performance metrics; unset: no push."
@@ -90,12 +105,36 @@ class Settings(BaseSettings):
     serving_batch_max_wait_ms: float = Field(
         default=0.0, ge=0, description="Predictor: how long a non-full micro-batch waits for more (0: never)."
     )
+    serving_compile: bool = Field(
+        default=True,
+        description="Predictor: compile tree ensembles (ONNX Runtime, Treelite) where they reproduce the model.",
+    )
     serving_poll_seconds: float = Field(
         default=30.0, ge=0, description="Predictor: seconds between checks that an alias moved (0: off)."
     )
     serving_payload_log: bool = Field(default=True, description="Predictor: log payloads for monitoring.")
     serving_payload_destination: str | None = Field(
         default=None, description="Payload logs: directory or s3:// prefix; default MLCYCLE_HOME/payloads."
+    )
+    serving_download_dir: Path | None = Field(
+        default=None,
+        description="Predictor: where each served version is downloaded (one directory per version, removed "
+        "when it stops serving); default: <system temp>/mlcycle-models.",
+    )
+    serving_payload_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Payload logs: write queued rows at least this often (a SIGKILL loses at most this much).",
+    )
+    serving_payload_flush_rows: int = Field(
+        default=5_000, ge=1, description="Payload logs: write as soon as this many rows are queued."
+    )
+    serving_payload_max_queued_rows: int = Field(
+        default=100_000, ge=1, description="Payload logs: rows held in memory at most (more: dropped, counted)."
+    )
+    serving_payload_write_attempts: int = Field(
+        default=3, ge=1, description="Payload logs: tries per file (exponential backoff) before rows are dropped."
     )
 
     @field_validator("team")
@@ -109,6 +148,18 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def mlflow_credentials_env(self) -> dict[str, str]:
+        """``MLFLOW_TRACKING_USERNAME/PASSWORD`` (or ``..._TOKEN``), as MLflow's clients read them; may be empty."""
+        env = {}
+        if self.mlflow_username:
+            env["MLFLOW_TRACKING_USERNAME"] = self.mlflow_username
+        if self.mlflow_password is not None:
+            env["MLFLOW_TRACKING_PASSWORD"] = self.mlflow_password.get_secret_value()
+        if self.mlflow_token is not None:
+            env["MLFLOW_TRACKING_TOKEN"] = self.mlflow_token.get_secret_value()
+        return env
+
+    @property
     def protected(self) -> frozenset[str]:
         """The environments that need an approval (``MLCYCLE_PROTECTED_ENVIRONMENTS``)."""
         return frozenset(e.strip() for e in self.protected_environments.split(",") if e.strip())
@@ -120,7 +171,7 @@ class Settings(BaseSettings):
 
     @property
     def predictor_image(self) -> str:
-        """The predictor image (``inference/Dockerfile``), same version tag."""
+        """The predictor image (``Dockerfile``, target ``predictor``), same version tag."""
         return f"{self.image_repository}-predictor:{__version__}"
 
     @cached_property
@@ -148,6 +199,12 @@ class Settings(BaseSettings):
         return self.effective_tracking_uri.startswith("sqlite:")
 
     @property
+    def download_dir(self) -> Path:
+        import tempfile
+
+        return self.serving_download_dir or Path(tempfile.gettempdir()) / "mlcycle-models"
+
+    @property
     def payload_dir(self) -> Path:
         return self.home_dir / "payloads"
 
@@ -172,6 +229,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["MLCYCLE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     if settings.protected_environments:
         env["MLCYCLE_PROTECTED_ENVIRONMENTS"] = settings.protected_environments
+    # The steps authenticate as this process does (the values stay in the environment: never in argv,
+    # the pipeline spec or a log line, which redacts them).
+    env.update(settings.mlflow_credentials_env)
     return env
 
 

@@ -95,6 +95,12 @@ class ModelNotReadyError(MlcycleError):
     http_status = 503
 
 
+class NotImplementedOperationError(MlcycleError):
+    """The server knows the request but does not offer it (``:explain`` without an explainer)."""
+
+    http_status = 501
+
+
 class ServabilityError(MlcycleError):
     """A model version cannot be served by this serving code; promotion is refused."""
 
@@ -105,3 +111,12 @@ class ApprovalRequiredError(MlcycleError):
     """A protected environment needs an approval that the version does not have."""
 
     http_status = 403
+
+
+class RegistryUnavailableError(MlcycleError):
+    """The model registry (MLflow, or its artifact store) did not answer after retries (HTTP 503).
+
+    An outage, never a verdict about a model: nothing is decided or recorded because of it; retry later.
+    """
+
+    http_status = 503

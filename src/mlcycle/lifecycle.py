@@ -15,20 +15,23 @@ from typing import Any
 
 import pandas as pd
 
+from mlcycle import release
 from mlcycle.config import Settings
 from mlcycle.data import QualityRules, content_hash, dataset_name, load_dataset, split_dataset, validate_dataset
 from mlcycle.errors import InvalidInputError, PermissionDeniedError
 from mlcycle.governance import audit, cards
 from mlcycle.registry import versions
-from mlcycle.registry.gate import REJECT, GateDecision, GatePolicy, decide
+from mlcycle.registry.gate import CLASSIFICATION, REJECT, GateDecision, GatePolicy, decide, policy_for
 from mlcycle.registry.uris import CHAMPION, qualified_name
 from mlcycle.training.evaluate import Comparison, compare_with_champion, log_comparison
+from mlcycle.training.flavors import load_scorer
 from mlcycle.training.train import MODEL_URI_TAG, TrainingRequest, TrainingResult, train_model
 
 log = logging.getLogger(__name__)
 
 LINEAGE_TAGS = ("mlcycle.data_hash", "mlcycle.dataset", "mlcycle.pipeline_run_id", "mlcycle.model_type",
-                "mlcycle.team", "mlcycle.code_version", "mlcycle.target")
+                "mlcycle.team", "mlcycle.code_version", "mlcycle.target", "mlcycle.trainer",
+                "mlcycle.trainer_code_version", "mlcycle.task", "mlcycle.flavor", "mlcycle.source_model_uri")
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,15 @@ def resolve_registered_name(dataset: str, name: str, team: str, settings: Settin
 
 def prepare_data(source: str, target: str | None, train_path: str | Path, test_path: str | Path, *,
                  test_size: float = 0.25, seed: int = 0, rules: QualityRules | None = None,
-                 endpoint_url: str | None = None) -> PreparedData:
+                 endpoint_url: str | None = None, task: str = "") -> PreparedData:
     """Load, validate and split a data source; write train/test Parquet files; hash the content."""
+    from mlcycle.training.trainers import resolve_task
+
     frame, target = load_dataset(source, target, endpoint_url=endpoint_url)
-    validate_dataset(frame, target, rules)
-    train, test = split_dataset(frame, target, test_size=test_size, seed=seed)
+    if target in frame.columns:
+        task = resolve_task(task, frame[target])
+    validate_dataset(frame, target, rules, task=task or "classification")
+    train, test = split_dataset(frame, target, test_size=test_size, seed=seed, task=task or "classification")
     for part, path in ((train, train_path), (test, test_path)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         part.to_parquet(path, index=False)
@@ -99,13 +106,15 @@ def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
 
 def run_training(train_path: str | Path, target: str, settings: Settings, *, registered_name: str,
                  model_type: str = "random_forest", params: str | dict | None = None, n_trials: int = 0,
-                 seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = ""
-                 ) -> TrainingResult:
-    """Train on the train split and record the MLflow run (experiment = registered name)."""
+                 seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = "",
+                 trainer: str = "", task: str = "") -> TrainingResult:
+    """Train on the train split with ``trainer`` (default: the built-in ``model_type``) and record the run."""
     check_write_access(registered_name, settings)
     request = TrainingRequest(
         experiment=registered_name,
         model_type=model_type,
+        trainer=trainer,
+        task=task,
         params=parse_params(params),
         n_trials=n_trials,
         seed=seed,
@@ -116,13 +125,27 @@ def run_training(train_path: str | Path, target: str, settings: Settings, *, reg
 
 
 def run_evaluation(run_id: str, test_path: str | Path, target: str, registered_name: str) -> Comparison:
-    """Score the run's model and the current champion on the same holdout; record it on the run."""
-    import mlflow.sklearn
+    """Score the run's model and the current champion on the same holdout; record it on the run.
 
-    model = mlflow.sklearn.load_model(model_uri_of_run(run_id))
-    comparison = compare_with_champion(model, pd.read_parquet(test_path), target, registered_name)
+    The model is loaded by its own flavor; the task is the one the training (or import) recorded.
+    """
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient().get_run(run_id)
+    scorer = load_scorer(model_uri_of_run(run_id, run), run.data.tags.get("mlcycle.trainer", ""))
+    comparison = compare_with_champion(scorer, pd.read_parquet(test_path), target, registered_name,
+                                       run.data.tags.get("mlcycle.task", ""))
     log_comparison(run_id, comparison)
     return comparison
+
+
+def gate_policy_for_run(run_id: str, metric: str = "", floor: float | str | None = "",
+                        min_improvement: float = 0.0) -> GatePolicy:
+    """The gate policy for the run's task (its ``mlcycle.task`` tag): metric and floor default to the task's."""
+    from mlflow.tracking import MlflowClient
+
+    task = MlflowClient().get_run(run_id).data.tags.get("mlcycle.task") or CLASSIFICATION
+    return policy_for(task, metric, floor, min_improvement)
 
 
 def model_uri_of_run(run_id: str, run=None) -> str:
@@ -142,6 +165,7 @@ class GateOutcome:
     version: str
     decision: GateDecision
     auto_promote: bool = True
+    awaiting: str | None = None  # why a passing version stops at challenger (``awaiting approval for prod``)
 
     @property
     def promote(self) -> bool:
@@ -149,7 +173,10 @@ class GateOutcome:
 
     @property
     def action(self) -> str:
-        """What the pipeline does next: ``promote``, ``hold`` (passed, awaiting a canary) or ``reject``."""
+        """What the pipeline does next: ``promote``, ``hold`` (passed, awaiting a canary), ``awaiting_approval``
+        (passed; a protected environment serves champion) or ``reject``."""
+        if self.decision.promote and self.awaiting:
+            return "awaiting_approval"
         if self.decision.promote and not self.auto_promote:
             return "hold"
         return self.decision.decision
@@ -189,12 +216,13 @@ def gate_candidate(run_id: str, registered_name: str, version: str, policy: Gate
 
     from mlcycle.serving.servability import check_servability, servability_tag
 
+    # An outage raises RegistryUnavailableError here: nothing is recorded, the version stays ungated.
     report = check_servability(f"models:/{registered_name}/{version}", settings)
     MlflowClient().set_model_version_tag(registered_name, version, "mlcycle.servability", servability_tag(report))
     if not report.ok:
         decision = GateDecision(REJECT, "not servable: " + "; ".join(report.reasons), policy.metric, None, None,
                                 None)
-        versions.record_decision(registered_name, version, decision, decided_by)
+        _record_decision(registered_name, version, decision, decided_by)
         return decision
 
     run = MlflowClient().get_run(run_id)
@@ -206,9 +234,31 @@ def gate_candidate(run_id: str, registered_name: str, version: str, policy: Gate
                 if k.startswith("champion_test_")} or None
     compared_version = run.data.tags.get("mlcycle.compared_champion_version") or None
     decision = decide(policy, candidate, champion, compared_version)
-    versions.record_decision(registered_name, version, decision, decided_by)
-    versions.set_challenger(registered_name, version)
+    _record_decision(registered_name, version, decision, decided_by)
+    if decision.promote:  # challenger is the newest version that passed the gate, never a rejected one
+        move = release.set_challenger(registered_name, version, reason=decision.reason, by=decided_by,
+                                      settings=settings)
+        versions.tag_version(registered_name, version,
+                             {"mlcycle.gate.promotion": "passed: challenger" if move.moved else _awaiting(move)})
     return decision
+
+
+def _awaiting(move) -> str:
+    if move.refused == release.APPROVAL:
+        return f"awaiting approval for {', '.join(release.protected_environments(move.alias))}"
+    return f"refused: {move.reason}"
+
+
+def _record_decision(registered_name: str, version: str, decision: GateDecision, decided_by: str | None) -> None:
+    tags = versions.record_decision(registered_name, version, decision, decided_by)
+    audit.record(
+        registered_name,
+        version,
+        "gate.decision",
+        by=tags["mlcycle.gate.decided_by"],
+        details={k.removeprefix("mlcycle.gate."): v for k, v in tags.items()
+                 if k not in ("mlcycle.gate.decided_by", "mlcycle.gate.decided_at")},
+    )
 
 
 def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, settings: Settings, *,
@@ -222,11 +272,21 @@ def register_and_gate(run_id: str, registered_name: str, policy: GatePolicy, set
     check_write_access(registered_name, settings)
     version = register_candidate(run_id, registered_name)
     decision = gate_candidate(run_id, registered_name, version, policy, settings, decided_by=decided_by)
-    if decision.promote and not auto_promote:
-        versions.tag_version(registered_name, version, {
-            "mlcycle.gate.promotion": "held: automatic promotion is off; promote after the canary"})
+    awaiting = None
+    if decision.promote:
+        held = versions.get_version(registered_name, version).tags.get("mlcycle.gate.promotion", "")
+        if held.startswith(("awaiting", "refused")):
+            awaiting = held  # challenger itself was refused (a protected dev/staging)
+        elif auto_promote and (found := release.refusal(registered_name, version, CHAMPION, settings=settings)):
+            # A protected environment serves champion: the pipeline stops at challenger, a normal outcome.
+            awaiting = f"awaiting approval for {', '.join(release.protected_environments(CHAMPION, settings))}" \
+                if found[0] == release.APPROVAL else f"refused: {found[1]}"
+            versions.tag_version(registered_name, version, {"mlcycle.gate.promotion": awaiting})
+        elif not auto_promote:
+            versions.tag_version(registered_name, version, {
+                "mlcycle.gate.promotion": "held: automatic promotion is off; promote after the canary"})
     cards.generate_card(registered_name, version)  # every gated version has its card; `mlcycle card` refreshes it
-    return GateOutcome(registered_name, version, decision, auto_promote)
+    return GateOutcome(registered_name, version, decision, auto_promote, awaiting)
 
 
 def promote_run_version(registered_name: str, run_id: str, *, moved_by: str | None = None,
@@ -237,29 +297,39 @@ def promote_run_version(registered_name: str, run_id: str, *, moved_by: str | No
     version = versions.version_of_run(registered_name, run_id)
     if version is None:
         raise InvalidInputError(f"run {run_id} has no registered version of {registered_name}", field="run_id")
-    return promote_if_passed(registered_name, version, moved_by=moved_by)
+    return promote_if_passed(registered_name, version, moved_by=moved_by, settings=settings)
 
 
-def promote_if_passed(registered_name: str, version: str, *, moved_by: str | None = None):
-    """Move ``champion`` to ``version`` if its recorded gate decision says promote (idempotent)."""
+def promote_if_passed(registered_name: str, version: str, *, moved_by: str | None = None,
+                      settings: Settings | None = None) -> release.AliasMove:
+    """Move ``champion`` to ``version`` through :func:`mlcycle.release.promote_version` (idempotent).
+
+    The champion the gate compared against is the expected holder; a version that did not pass the gate,
+    is not servable or lacks a standing approval is refused (``moved`` False, with the reason).
+    """
     info = versions.get_version(registered_name, version)
-    if info.tags.get("mlcycle.gate.decision") != "promote":
-        raise InvalidInputError(f"{registered_name} v{version} did not pass the gate; not promoting",
-                                field="version")
     expected = info.tags.get("mlcycle.gate.champion_version") or None
     if expected is None and CHAMPION in info.aliases:
         expected = version
-    return versions.move_champion(registered_name, version, expected_current=expected,
-                                  reason=info.tags.get("mlcycle.gate.reason", "gate passed"), moved_by=moved_by)
+    return release.promote_version(registered_name, version, expected_current=expected,
+                                   reason=info.tags.get("mlcycle.gate.reason", "gate passed"), by=moved_by,
+                                   settings=settings)
 
 
-def publish_kfp_metrics(comparison: Comparison, metrics, classification_metrics) -> None:
-    """Copy an evaluation into kfp's ``Metrics`` and ``ClassificationMetrics`` artifacts for the KFP UI."""
+def publish_kfp_metrics(comparison: Comparison, metrics, classification_metrics, plots=None) -> None:
+    """Copy an evaluation into kfp's ``Metrics``, ``ClassificationMetrics`` and ``HTML`` (plots) artifacts."""
+    if plots is not None:
+        from mlcycle.training.evaluate import plots_html
+
+        Path(plots.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(plots.path).write_text(plots_html(comparison.candidate), encoding="utf-8")
     for key, value in comparison.candidate.metrics.items():
         metrics.log_metric(key, round(value, 6))
     if comparison.champion is not None:
         for key, value in comparison.champion.metrics.items():
             metrics.log_metric(f"champion_{key}", round(value, 6))
+    if comparison.candidate.task != CLASSIFICATION:
+        return
     classification_metrics.log_confusion_matrix([str(label) for label in comparison.candidate.labels],
                                                 comparison.candidate.confusion)
     if comparison.candidate.roc:

@@ -183,6 +183,10 @@ class _StderrHandler(logging.StreamHandler):
 
 def _secrets(settings: Any) -> list[str]:
     found = [os.environ.get(name, "") for name in _SECRET_ENV]
+    for name in ("mlflow_password", "mlflow_token"):  # also when set as MLCYCLE_MLFLOW_PASSWORD/_TOKEN
+        value = getattr(settings, name, None)
+        if value is not None:
+            found.append(value.get_secret_value() if hasattr(value, "get_secret_value") else str(value))
     keys = getattr(settings, "api_keys", None)
     if keys is not None:
         raw = keys.get_secret_value() if hasattr(keys, "get_secret_value") else str(keys)

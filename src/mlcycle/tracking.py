@@ -10,12 +10,15 @@ import os
 import sys
 
 from mlcycle.config import Settings
+from mlcycle.errors import AuthenticationError, MlcycleError, PermissionDeniedError
 
 # MLflow's telemetry would call out to the internet; the project switches it off everywhere.
 _QUIET_MLFLOW = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # Against a tracking server MLflow prints "View run ... at: <url>" to stdout, which would break `--json`.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 
@@ -31,6 +34,8 @@ def configure(settings: Settings) -> None:
 
     # Through the environment, so a step that never touches MLflow does not pay for importing it (and
     # child processes inherit it); an already-imported MLflow is pointed at the stores directly.
+    # MLflow's clients read the credentials from the environment on every request.
+    os.environ.update(settings.mlflow_credentials_env)
     os.environ["MLFLOW_TRACKING_URI"] = settings.effective_tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = settings.effective_registry_uri
     if "mlflow" in sys.modules:
@@ -38,6 +43,33 @@ def configure(settings: Settings) -> None:
 
         mlflow.set_tracking_uri(settings.effective_tracking_uri)
         mlflow.set_registry_uri(settings.effective_registry_uri)
+
+
+def auth_error(e: Exception, what: str = "") -> MlcycleError | None:
+    """The mlcycle error for an MLflow 401/403 (``UNAUTHENTICATED`` / ``PERMISSION_DENIED``), else ``None``.
+
+    The message is one line that names what was refused and what to set; it never repeats a credential.
+    """
+    return refusal(getattr(e, "error_code", None), what)
+
+
+def refusal(code: str | None, what: str = "") -> MlcycleError | None:
+    """:func:`auth_error` from MLflow's error code alone (``UNAUTHENTICATED`` | ``PERMISSION_DENIED``)."""
+    where = f" {what}" if what else ""
+    if code == "UNAUTHENTICATED":
+        return AuthenticationError(
+            f"the MLflow server refused{where}: missing or invalid credentials (set MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD, e.g. `set -a; . $MLCYCLE_HOME/credentials/<team>.env`)",
+            field="credentials",
+        )
+    if code == "PERMISSION_DENIED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "this user"
+        return PermissionDeniedError(
+            f"the MLflow server refused{where}: {user} has no permission on it (another team's, or it does "
+            "not exist: MLflow answers both with 403)",
+            field="credentials",
+        )
+    return None
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import pytest
 import yaml
 
 from tests.batch.conftest import wine_like
@@ -81,3 +84,51 @@ def test_pipeline_runs_locally_and_returns_the_batch_run(wine, tmp_path):
     assert out["id"].tolist() == list(range(60)) and set(out["run_id"]) == {run_id}
     run = MlflowClient().get_run(run_id)
     assert run.data.metrics["rows_scored"] == 60 and run.data.params["on_bad_rows"] == "quarantine"
+
+
+def test_sharded_pipeline_compiles_to_a_fan_out_between_plan_and_collect(tmp_path):
+    from kfp import compiler
+
+    from pipelines.batch_pipeline import build_sharded_batch_pipeline
+
+    compiler.Compiler().compile(build_sharded_batch_pipeline(3), str(tmp_path / "sharded.yaml"))
+    spec, platform = yaml.safe_load_all((tmp_path / "sharded.yaml").read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    (loop_name,) = [n for n in tasks if n.startswith("for-loop")]
+    loop = tasks[loop_name]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 3
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--plan-shards-Output"
+    assert loop["dependentTasks"] == ["plan-shards"]
+    inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(inner) == ["score-shard"]
+    collect = tasks["collect-shards"]
+    assert collect["inputs"]["parameters"]["results"]["taskOutputParameter"]["producerTask"] == loop_name
+    labelled = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert len(labelled) == 3  # plan, score, collect: every pod gets the team's settings
+    committed = Path(__file__).resolve().parents[2] / "pipelines" / "compiled" / "sharded_batch_pipeline.yaml"
+    assert "for-loop" in " ".join(next(yaml.safe_load_all(committed.read_text()))["root"]["dag"]["tasks"])
+
+
+@pytest.mark.slow
+def test_cli_shards_run_the_fan_out_on_kfp_local(wine, tmp_path, capsys):
+    """One kfp.local run (plan, two shards, collect: four subprocesses): the dataset equals the in-process
+    job's row for row (the failure and re-run rules are tested on the plain functions, test_shards.py)."""
+    from mlcycle.batch import score_batch
+    from mlcycle.batch.shards import read_dataset, read_manifest
+    from mlcycle.cli import main
+
+    frame = write_input(wine, tmp_path / "in.csv", 120)
+    code = main(["batch", "wine@champion", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out"),
+                 "--shards", "2", "--parallelism", "2", "--key", "id"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.err
+    assert "scored 120 rows in 2 shard(s) with wine v1" in out
+    score_batch("wine@champion", str(tmp_path / "in.csv"), str(tmp_path / "one.parquet"), wine.settings, keys=["id"])
+    expected = pd.read_parquet(tmp_path / "one.parquet")
+    got = read_dataset(str(tmp_path / "out"))
+    cols = ["id", "row", "prediction", "proba_0", "proba_1", "proba_2"]
+    pd.testing.assert_frame_equal(got[cols], expected[cols], check_exact=True)
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert len(manifest["shards"]) == 2 and all(s["rows"] > 30 for s in manifest["shards"])
+    assert got["id"].tolist() == frame["id"].tolist()

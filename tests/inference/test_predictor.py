@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlcycle.serving.compiled import TOLERANCE
+
 N_ROWS = 20
 
 
@@ -27,6 +29,8 @@ def v2_columns(frame: pd.DataFrame) -> dict:
     }
 
 
+# The forest (version 1) serves compiled (float32 ONNX Runtime): probabilities within the compile contract's
+# 1e-6, labels identical; the logistic regression (version 2) serves through scikit-learn.
 def expected(wine, version: str, frame: pd.DataFrame):
     est = wine.estimators[version]
     return est.predict(frame), est.predict_proba(frame)
@@ -38,7 +42,7 @@ def check_v2(body: dict, wine, frame: pd.DataFrame) -> str:
     out = {o["name"]: o for o in body["outputs"]}
     assert out["predictions"]["data"] == preds.tolist()
     assert out["probabilities"]["shape"] == [len(frame), 3]
-    np.testing.assert_allclose(np.reshape(out["probabilities"]["data"], (-1, 3)), proba, rtol=1e-12)
+    np.testing.assert_allclose(np.reshape(out["probabilities"]["data"], (-1, 3)), proba, rtol=0, atol=TOLERANCE)
     return version
 
 
@@ -52,7 +56,12 @@ def test_health_and_metadata(predictor):
         assert [i["name"] for i in meta["inputs"]][:2] == ["alcohol", "malic_acid"]
         assert meta["inputs"][0]["shape"] == [-1, 1]
         assert {o["name"] for o in meta["outputs"]} == {"predictions", "probabilities"}
-        assert c.get("/v2/models/wine/versions/2").json()["versions"] == ["1", "2"]
+        assert meta["parameters"]["runtime"] == "onnxruntime"  # the champion forest, compiled
+        assert meta["parameters"]["compile"].startswith("onnxruntime: reproduced RandomForestClassifier on ")
+        v2 = c.get("/v2/models/wine/versions/2").json()
+        assert v2["versions"] == ["1", "2"]
+        assert v2["parameters"]["runtime"] == "scikit-learn"
+        assert "LogisticRegression is not a tree ensemble" in v2["parameters"]["compile"]
         assert c.get("/v2/models/wine/versions/9").status_code == 404
         assert c.get("/v2/models/nope").status_code == 404
 
@@ -73,7 +82,7 @@ def test_v2_tensor_columns_and_v1_equal_sklearn(predictor, wine):
         body = r.json()
         preds, proba = expected(wine, body["model_version"], frame)
         assert body["predictions"] == preds.tolist()
-        np.testing.assert_allclose(body["probabilities"], proba, rtol=1e-12)
+        np.testing.assert_allclose(body["probabilities"], proba, rtol=0, atol=TOLERANCE)
         r = c.post("/v1/models/wine:predict", json={"instances": frame.head(2).to_dict(orient="records")})
         assert r.status_code == 200
         assert r.json()["predictions"] == expected(wine, r.json()["model_version"], frame.head(2))[0].tolist()
@@ -108,7 +117,7 @@ def test_grpc_equals_sklearn(predictor, wine):
         got_preds = np.frombuffer(raw[outputs["predictions"]], dtype=np.int64)
         got_proba = np.frombuffer(raw[outputs["probabilities"]], dtype=np.float64).reshape(-1, 3)
         np.testing.assert_array_equal(got_preds, preds)
-        np.testing.assert_allclose(got_proba, proba, rtol=1e-12)
+        np.testing.assert_allclose(got_proba, proba, rtol=0, atol=TOLERANCE)
         bad = pb.ModelInferRequest(
             model_name="wine",
             inputs=[
@@ -284,3 +293,13 @@ def test_several_models_in_one_server(predictor, wine):
         np.testing.assert_allclose(np.reshape(out["probabilities"]["data"], (-1, 2)), est.predict_proba(frame))
         wrong = c.post("/v2/models/cancer/infer", json=v2_tensor(wine.X.head(1).to_numpy()))
         assert wrong.status_code == 400 and "expected [N, 30]" in wrong.json()["error"]
+
+
+def test_explain_is_501_not_a_prediction(predictor):
+    """``:explain`` used to return predictions (the verb was ignored): now a JSON 501, 404 if unknown."""
+    with predictor.client() as c:
+        r = c.post("/v1/models/wine:explain", json={"instances": [[13.0] * 13]})
+        assert r.status_code == 501, r.text
+        assert r.json()["type"] == "NotImplementedOperationError" and "explainer" in r.json()["error"]
+        r = c.post("/v1/models/nope:explain", json={"instances": [[13.0] * 13]})
+        assert r.status_code == 404 and r.json()["type"] == "ModelNotFoundError"

@@ -56,3 +56,17 @@ def test_two_workers_metrics_add_up(wine, tmp_path):
             assert float(line.rsplit(" ", 1)[1]) == N, line
     finally:
         stop_predictor(p.proc)
+
+
+def test_workers_auto_is_one_per_core_and_a_bad_value_is_refused(capsys):
+    import os
+
+    from inference.__main__ import parse_args
+
+    assert parse_args(["models:/wine/1", "--workers", "auto"]).workers == len(os.sched_getaffinity(0))
+    assert parse_args(["models:/wine/1", "--workers", "3"]).workers == 3
+    assert parse_args(["models:/wine/1"]).workers == 1
+    for bad in ("many", "0"):
+        with pytest.raises(SystemExit):
+            parse_args(["models:/wine/1", "--workers", bad])
+    assert "--workers takes a number or 'auto', not 'many'" in capsys.readouterr().err

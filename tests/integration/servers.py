@@ -88,15 +88,22 @@ def psql(url: str, sql: str) -> str:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, log_file: Path) -> Iterator[str]:
-    """``mlflow server`` on a free loopback port, proxying artifacts to a local folder."""
+def mlflow_server(backend_uri: str, artifacts: Path, log_file: Path, *, app_name: str | None = None,
+                  env: dict[str, str] | None = None, start_timeout: float = 90) -> Iterator[str]:
+    """``mlflow server`` on a free loopback port, proxying artifacts to a local folder.
+
+    ``app_name="basic-auth"`` with ``env`` from ``mlcycle.auth.server.prepare`` runs it with authentication.
+    """
     port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        env.pop(name, None)  # the server authenticates others; it is no client
     with open(log_file, "w") as log:
         process = subprocess.Popen(
             [str(mlflow_bin), "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
-             str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+             str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             *(["--app-name", app_name] if app_name else [])],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -105,7 +112,7 @@ def mlflow_server(backend_uri: str, artifacts: Path, log_file: Path) -> Iterator
                 raise RuntimeError(f"mlflow server exited with {process.returncode}; see {log_file}")
             return httpx.get(f"{url}/health", timeout=2).status_code == 200
 
-        wait_until(healthy, timeout=90, what="mlflow server")
+        wait_until(healthy, timeout=start_timeout, what="mlflow server")
         yield url
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import yaml
 
+from mlcycle.auth.secrets import SECRET_NAME
 from mlcycle.config import Settings
 from mlcycle.deploy.environments import CREDENTIALS_SECRET, ENVIRONMENTS, PLATFORM_NAMESPACE, RUNTIME_NAME
 from mlcycle.deploy.render import check_inference_service, render_inference_service
@@ -169,9 +170,34 @@ def test_prod_runs_two_mlflow_servers(overlays):
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
+def test_mlflow_runs_with_basic_auth_as_mlcycle_server_does(overlays):
+    import configparser
+
+    from mlcycle.auth.server import render_auth_config
+
+    for env in ("dev", "prod"):
+        mlflow = find(overlays[env], "Deployment", "mlcycle-mlflow")["spec"]["template"]["spec"]
+        container = mlflow["containers"][0]
+        assert "--app-name=basic-auth" in container["args"]
+        env_vars = {e["name"]: e for e in container["env"]}
+        for name in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+            assert env_vars[name]["valueFrom"]["secretKeyRef"]["name"].startswith("mlcycle-mlflow-auth"), name
+        for name in ("PGUSER", "PGPASSWORD", "PGDATABASE"):
+            assert env_vars[name]["valueFrom"]["secretKeyRef"]["name"].startswith("mlcycle-postgres"), name
+        config_map = next(v["configMap"]["name"] for v in mlflow["volumes"] if "configMap" in v)
+        ini = find(overlays[env], "ConfigMap", config_map)["data"]["basic_auth.ini"]
+        parsed = configparser.ConfigParser(interpolation=None)
+        parsed.read_string(ini)
+        ours = configparser.ConfigParser(interpolation=None)
+        ours.read_string(render_auth_config("postgresql+psycopg2://mlcycle-postgres:5432"))
+        assert dict(parsed["mlflow"]) == dict(ours["mlflow"])  # the same config mlcycle server writes
+        assert env_vars["MLFLOW_AUTH_CONFIG_PATH"]["value"].endswith("/basic_auth.ini")
+
+
 def test_only_dev_generates_credentials(overlays):
     names = {o["metadata"]["name"] for o in overlays["dev"] if o["kind"] == "Secret"}
-    assert {n.rsplit("-", 1)[0] for n in names - {CREDENTIALS_SECRET}} == {"mlcycle-postgres", "mlcycle-minio"}
+    assert {n.rsplit("-", 1)[0] for n in names - {CREDENTIALS_SECRET}} == {
+        "mlcycle-postgres", "mlcycle-minio", "mlcycle-mlflow-auth"}
     assert CREDENTIALS_SECRET in names  # by name: the InferenceService's envFrom refers to it
     assert not [o for o in overlays["prod"] if o["kind"] == "Secret"]
     # The generated (hash-suffixed) Secret names reach the workloads that read them.
@@ -265,7 +291,8 @@ def test_each_profile_provisions_its_team(profiles, team):
     assert Settings(team=team, artifact_root=env["MLCYCLE_ARTIFACT_ROOT"]).effective_artifact_root == (
         f"s3://mlflow/{team}"
     )
-    assert pod_default["spec"]["envFrom"] == [{"secretRef": {"name": CREDENTIALS_SECRET}}]
+    assert pod_default["spec"]["envFrom"] == [{"secretRef": {"name": CREDENTIALS_SECRET}},
+                                              {"secretRef": {"name": SECRET_NAME, "optional": True}}]
     # Predictors and drift checks agree on where payload logs go.
     isvc_env = {
         e["name"]: e["value"]

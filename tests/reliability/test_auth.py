@@ -154,3 +154,25 @@ def test_keys_never_reach_logs_metrics_or_payload_logs(server):
             data = path.read_bytes()
             for key in KEYS:
                 assert key.encode() not in data, f"{key[:6]}... found in {path}"
+
+
+def test_credentials_are_checked_before_the_body_is_read(server):
+    """A body that is not JSON (or not even finished) still gets 401 without a key: it was never parsed.
+    Refusals are counted in /metrics and logged at DEBUG only, with at most one INFO summary a minute."""
+    before = sum(" INFO " in x and "refused" in x for x in server.log.read_text().splitlines())
+    with server.client() as c:
+        for path in ("/v1/models/wine:predict", "/v2/models/wine/infer"):
+            for body in (b"{not json", b"\xff\xfe", b'{"inputs": [' * 50):
+                r = c.post(path, content=body, headers={"content-type": "application/json"})
+                assert r.status_code == 401, (path, body, r.status_code, r.text)
+        r = c.post("/v2/models/wine/infer", content=b"{not json",
+                   headers={"content-type": "application/json", "x-api-key": KEY_A})
+        assert r.status_code == 400  # with a key the body is read, and its mistake named
+        metrics = c.get("/metrics").text
+    counter = 'mlcycle_requests_refused_total{model="wine",status="401"}'
+    refused = [x for x in metrics.splitlines() if x.startswith(counter)]
+    assert refused and float(refused[0].rsplit(" ", 1)[1]) >= 6, refused
+    log = server.log.read_text()
+    assert "refused with 401" in log  # at DEBUG (this server logs at DEBUG)
+    after = sum(" INFO " in x and "refused" in x for x in log.splitlines())
+    assert after - before <= 1  # no INFO line per refusal: one summary a minute at most

@@ -257,6 +257,87 @@ def test_non_json_bytes(client, data):
     check(client.post(path, content=body, headers={"content-type": data.draw(CONTENT_TYPES)}), f"POST {path} {body!r}")
 
 
+# -- shape arithmetic ---------------------------------------------------------------------------------
+
+MAX_ROWS = 1000  # the server's MLCYCLE_SERVING_MAX_ROWS in this module
+HUGE = st.one_of(st.integers(MAX_ROWS * 20 + 1, 2**63 - 1), st.sampled_from([2**31, 2**32, 2**62, 2**63 - 1]))
+NEGATIVE = st.one_of(st.integers(-(2**63), -1), st.sampled_from([-1, -2]))
+
+
+@st.composite
+def shape_arithmetic(draw, columns: list[str]):
+    """A v2 body whose declared shapes are wrong in one way, and the status it must get.
+
+    Negative dimensions (-1 is metadata's "any", never a request's), zero rows, products far past the
+    row limit (refused before anything is allocated: 413), ranks other than the model's, and column
+    inputs whose row counts or data lengths disagree. The data is always plausible numbers, so only the
+    shape arithmetic is wrong.
+    """
+    f = len(columns)
+    n = draw(st.integers(1, 4))
+    rows = [[1.0] * f for _ in range(n)]
+    kind = draw(st.sampled_from(["negative", "zero", "huge", "rank", "column-rows", "column-length"]))
+    tensor = draw(st.booleans())
+    expected = 400
+    if kind == "negative":
+        bad = draw(NEGATIVE)
+        shape = draw(st.sampled_from([[bad, f], [n, bad], [bad, bad], [bad]])) if tensor else [bad]
+    elif kind == "zero":
+        shape = draw(st.sampled_from([[0, f], [0], [0, 0]])) if tensor else [0]
+        rows = []
+    elif kind == "huge":
+        big = draw(HUGE)
+        shape = draw(st.sampled_from([[big, f], [big, big], [big]])) if tensor else [big]
+        expected = 413
+    elif kind == "rank":
+        rank = draw(st.sampled_from([0, 1, 3, 4]))
+        shape = draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank))
+        tensor = True
+    if tensor and kind != "column-rows" and kind != "column-length":
+        return {"inputs": [{"name": "input-0", "shape": shape, "datatype": "FP64", "data": rows}]}, expected
+    if kind in ("column-rows", "column-length"):
+        odd = draw(st.sampled_from(columns))
+        inputs = []
+        for c in columns:
+            m = n
+            if c == odd and kind == "column-rows":
+                m = draw(st.integers(0, 6).filter(lambda k: k != n))
+            data = [1.0] * m
+            if c == odd and kind == "column-length":
+                data = [1.0] * draw(st.integers(0, 6).filter(lambda k: k != n))
+            inputs.append({"name": c, "shape": [m], "datatype": "FP64", "data": data})
+        return {"inputs": inputs}, expected
+    # a per-column request whose first column carries the bad shape
+    inputs = [{"name": c, "shape": shape if i == 0 else [n], "datatype": "FP64", "data": [1.0] * n}
+              for i, c in enumerate(columns)]
+    return {"inputs": inputs}, expected
+
+
+@settings(FUZZ, max_examples=400)
+@given(data=st.data())
+def test_v2_shape_arithmetic(client, columns, data):
+    """Every wrong shape is the client's mistake: exactly 400 (413 past the row limit), never a 5xx."""
+    FUZZED.add("test_v2_shape_arithmetic")
+    body, expected = data.draw(shape_arithmetic(columns))
+    r = client.post("/v2/models/wine/infer", json=body)
+    check(r, f"shape arithmetic {json.dumps(body)[:300]}")
+    assert r.status_code == expected, (r.status_code, r.text[:300], json.dumps(body)[:300])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [[-1], [-2], [0], [-1, 1], [2**63 - 1], [2, 3], [3]],
+    ids=["minus-1", "minus-2", "zero", "minus-1-by-1", "int64-max", "wrong-rank", "length-mismatch"],
+)
+def test_column_shape_cases_are_4xx(client, columns, shape):
+    """The reported 500s: per-column inputs with ``"shape": [-1]`` or ``[-2]`` (``np.empty`` raised)."""
+    body = {"inputs": [{"name": c, "shape": shape, "datatype": "FP64", "data": [1.0, 2.0]} for c in columns]}
+    r = client.post("/v2/models/wine/infer", json=body)
+    check(r, f"columns with shape {shape}")
+    assert r.status_code == (413 if shape[0] > MAX_ROWS else 400), r.text
+    assert r.json()["field"] == columns[0], r.text
+
+
 # -- v2 gRPC ------------------------------------------------------------------------------------
 
 GRPC_CODES: Counter[str] = Counter()
@@ -415,5 +496,5 @@ def test_the_server_survived_and_answered_everything(client, server, columns):
     print(f"\nfuzzing: {total} HTTP requests, status counts {dict(sorted(STATUSES.items()))}, "
           f"failures {len(FAILURES)}; {grpc_total} gRPC requests, codes {codes}")
     assert not FAILURES
-    if len(FUZZED) == 4:  # the whole module ran (not a -k selection)
+    if len(FUZZED) == 5:  # the whole module ran (not a -k selection)
         assert total >= 5_000, f"only {total} requests were sent; the fuzzing should send at least 5,000"

@@ -23,9 +23,11 @@ PATTERNS = {
     "password in a URL": re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"'`]+:([^/\s@\"'`]+)@"),
 }
 ASSIGNMENT = re.compile(
-    r"""(?ix)\b([a-z0-9_]*(?:secret|password|passwd|token|api_keys?|access_key)[a-z0-9_]*)["']?\s*[:=]\s*
+    r"""(?ix)\b([a-z0-9_]*(?:secret|password|passwd|token|api_keys?|access_key)[a-z0-9_]*)["']?[ \t]*[:=][ \t]*
     ["']?([^\s"',}\]\)]+)"""
 )
+# An assignment is on one line: a YAML key that opens a mapping (a CRD schema's `secret:` then
+# `description:` on the next line) names a field, it does not hold a value.
 # The documented dev placeholders (README, kustomize/overlays/dev, profiles/*/s3-credentials.env) and
 # the fake credentials tests hand to moto's in-process S3.
 PLACEHOLDERS = {"dev-only-not-a-secret", "example-only-replace-me", "testing", "minioadmin"}

@@ -4,6 +4,10 @@
   :func:`mlcycle.serving.load_model`, :func:`mlcycle.serving.check_rows` and :func:`mlcycle.serving.predict`
   into a Parquet output; bad rows fail the job (:class:`~mlcycle.batch.score.BadRowsError`) or are
   quarantined; the job is an MLflow run.
+- :mod:`~mlcycle.batch.shards`: the same job cut into shards (Parquet row groups / files, CSV byte ranges)
+  for a ``dsl.ParallelFor``: :func:`~mlcycle.batch.shards.plan_shards`,
+  :func:`~mlcycle.batch.shards.score_shard`, :func:`~mlcycle.batch.shards.collect_shards`; the output is a
+  directory of Parquet parts and a manifest.
 - :mod:`~mlcycle.batch.io`: chunked readers (local or ``s3://``) and staged Parquet writers.
 """
 

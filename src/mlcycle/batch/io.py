@@ -14,6 +14,7 @@ next to the destination; :meth:`StagedParquet.commit` renames it into place (or 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -41,10 +42,198 @@ class InputTable:
     """
 
     uri: str
-    path: Path
+    path: Path | None
     kind: str
     columns: tuple[str, ...]
     num_rows: int | None
+    pieces: tuple[Piece, ...] = ()
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of one input file that a shard reads: Parquet row groups, or a CSV byte range.
+
+    Attributes:
+        uri: the file (local path or ``s3://`` URI).
+        row_groups: Parquet row-group indices, in order.
+        byte_range: CSV ``[start, end)``: the shard reads the lines that *start* in this range (a line
+            crossing ``end`` is read whole; one starting before ``start`` belongs to the shard before).
+            The header line is read from the top of the file for every shard.
+    """
+
+    uri: str
+    row_groups: tuple[int, ...] | None = None
+    byte_range: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        if self.row_groups is not None:
+            groups = self.row_groups
+            span = f"{groups[0]}-{groups[-1]}" if len(groups) > 1 else f"{groups[0]}" if groups else "none"
+            return f"{self.uri} row groups {span}"
+        if self.byte_range is not None:
+            return f"{self.uri} bytes {self.byte_range[0]}-{self.byte_range[1]}"
+        return self.uri
+
+
+@contextlib.contextmanager
+def open_pieces(pieces: Sequence[Piece], *, endpoint_url: str | None = None) -> Iterator[InputTable]:
+    """Open a shard's pieces (all one format, one set of columns) for :func:`iter_chunks`.
+
+    Nothing is downloaded: an ``s3://`` piece is read with ranged GETs (a Parquet footer and the shard's row
+    groups, or a CSV's header and the shard's byte range), so a shard's I/O follows its own size.
+
+    Raises:
+        InvalidInputError: no pieces, mixed formats, a missing file or object, or a file that does not parse.
+    """
+    if not pieces:
+        raise InvalidInputError("a shard has no input pieces", field="input")
+    kinds = {table_format(p.uri) for p in pieces}
+    if len(kinds) != 1:
+        raise InvalidInputError(f"a shard mixes formats {sorted(kinds)}", field="input")
+    kind = kinds.pop()
+    first = pieces[0]
+    try:
+        with open_binary(first.uri, endpoint_url) as fh:
+            if kind == "parquet":
+                import pyarrow.parquet as pq
+
+                columns = tuple(pq.ParquetFile(fh).schema_arrow.names)
+            else:
+                columns = tuple(str(c) for c in pd.read_csv(io.BytesIO(read_header(fh)), nrows=0).columns)
+    except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InvalidInputError(f"cannot read {first.uri}: {e}", field="input") from e
+    label = first.describe() if len(pieces) == 1 else f"{first.describe()} and {len(pieces) - 1} more"
+    yield InputTable(uri=label, path=None, kind=kind, columns=columns, num_rows=None, pieces=tuple(pieces),
+                     endpoint_url=endpoint_url)
+
+
+class _S3Object(io.RawIOBase):
+    """A seekable, read-only view of one S3 object, each read a ranged GET (wrapped in a buffer)."""
+
+    def __init__(self, client, bucket: str, key: str, size: int) -> None:
+        self._client, self._bucket, self._key, self._size = client, bucket, key, size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        if self._pos >= self._size:
+            return 0
+        end = min(self._pos + len(buffer), self._size) - 1
+        body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}")
+        data = body["Body"].read()
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def object_size(uri: str, endpoint_url: str | None = None) -> int:
+    """The size in bytes of a local file or an ``s3://`` object.
+
+    Raises:
+        InvalidInputError: no such file or object.
+    """
+    if not is_s3(uri):
+        path = Path(uri)
+        if not path.is_file():
+            raise InvalidInputError(f"no such file: {uri}", field="input")
+        return path.stat().st_size
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3(uri)
+    try:
+        return int(s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NoSuchBucket"):
+            raise InvalidInputError(f"no such object: {uri}", field="input") from e
+        raise
+
+
+@contextlib.contextmanager
+def open_binary(uri: str, endpoint_url: str | None = None, *, buffer_size: int = 8 << 20) -> Iterator:
+    """A seekable binary file: a local file, or an ``s3://`` object read by ranged GETs."""
+    size = object_size(uri, endpoint_url)
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        fh = io.BufferedReader(_S3Object(s3_client(endpoint_url), bucket, key, size), buffer_size=buffer_size)
+    else:
+        fh = open(uri, "rb")  # noqa: SIM115 (closed below)
+    try:
+        yield fh
+    finally:
+        fh.close()
+
+
+def read_header(fh) -> bytes:
+    """A CSV's first line, newline included (the whole file if it has no newline)."""
+    fh.seek(0)
+    return fh.readline()
+
+
+def line_start(fh, pos: int, header_end: int, size: int) -> int:
+    """The first position ``>= pos`` where a CSV line starts (``size`` if none does).
+
+    A line starts right after the header or right after a newline; so a shard boundary at ``pos`` gives
+    the line that crosses it to the shard before, and both shards agree on it without talking.
+    (Newlines inside quoted fields are not told apart: sharded CSV needs one record per line.)
+    """
+    if pos <= header_end:
+        return header_end
+    if pos >= size:
+        return size
+    fh.seek(pos - 1)
+    at = pos - 1
+    while block := fh.read(1 << 16):
+        found = block.find(b"\n")
+        if found >= 0:
+            return at + found + 1
+        at += len(block)
+    return size
+
+
+class _CsvRange(io.RawIOBase):
+    """The header line, then the lines starting in ``[start, end)`` of a CSV file: a CSV of its own."""
+
+    def __init__(self, fh, start: int, end: int) -> None:
+        size = fh.seek(0, io.SEEK_END)
+        header = read_header(fh)
+        header_end = len(header)
+        if not header.endswith(b"\n"):
+            header += b"\n"
+        self._fh = fh
+        self._head = header
+        self._pos = line_start(fh, start, header_end, size)
+        self._end = max(self._pos, line_start(fh, end, header_end, size))
+        fh.seek(self._pos)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        want = min(len(buffer), self._end - self._pos)
+        if want <= 0:
+            return 0
+        data = self._fh.read(want)
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 @contextlib.contextmanager
@@ -122,6 +311,10 @@ def iter_chunks(table: InputTable, columns: Sequence[str], chunk_rows: int, *,
 
 def _read_chunks(table: InputTable, columns: Sequence[str], chunk_rows: int,
                  numeric: Sequence[str]) -> Iterator[pd.DataFrame]:
+    if table.pieces:
+        for piece in table.pieces:
+            yield from _read_piece(table, piece, columns, chunk_rows, numeric)
+        return
     try:
         if table.kind == "parquet":
             import pyarrow.parquet as pq
@@ -135,7 +328,35 @@ def _read_chunks(table: InputTable, columns: Sequence[str], chunk_rows: int,
         raise InvalidInputError(f"cannot read {table.uri}: {e}", field="input") from e
 
 
-def _csv_chunks(path: Path, columns: Sequence[str], chunk_rows: int, numeric: set[str]) -> Iterator[pd.DataFrame]:
+def _read_piece(table: InputTable, piece: Piece, columns: Sequence[str], chunk_rows: int,
+                numeric: Sequence[str]) -> Iterator[pd.DataFrame]:
+    try:
+        with open_binary(piece.uri, table.endpoint_url) as fh:
+            if table.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                f = pq.ParquetFile(fh)
+                names = tuple(f.schema_arrow.names)
+                if names != table.columns:
+                    raise InvalidInputError(
+                        f"{piece.uri} has columns {', '.join(names)}; the shard's first file has "
+                        f"{', '.join(table.columns)}", field="input")
+                groups = list(piece.row_groups) if piece.row_groups is not None else None
+                if groups == []:
+                    return
+                for batch in f.iter_batches(batch_size=chunk_rows, columns=list(columns), row_groups=groups):
+                    yield batch.to_pandas()
+            else:
+                start, end = piece.byte_range if piece.byte_range is not None else (0, fh.seek(0, io.SEEK_END))
+                stream = io.BufferedReader(_CsvRange(fh, start, end), buffer_size=1 << 20)
+                yield from _csv_chunks(stream, columns, chunk_rows, set(numeric) & set(columns))
+    except InvalidInputError:
+        raise
+    except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InvalidInputError(f"cannot read {piece.describe()}: {e}", field="input") from e
+
+
+def _csv_chunks(path, columns: Sequence[str], chunk_rows: int, numeric: set[str]) -> Iterator[pd.DataFrame]:
     """CSV through pyarrow's streaming reader, re-cut into ``chunk_rows``-row frames.
 
     Numeric columns are read as text and cast with Arrow (correctly rounded; pandas' fast float parser
@@ -261,6 +482,17 @@ class StagedParquet:
                     field=f.name,
                 ) from e
         return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def checksum(self) -> str:
+        """Finish the file and return its SHA-256 (hex); :meth:`commit` then moves these very bytes."""
+        import hashlib
+
+        self._close()
+        digest = hashlib.sha256()
+        with open(self.staging, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
 
     def commit(self) -> None:
         """Finish the file and move it into place (upload it, for ``s3://``)."""

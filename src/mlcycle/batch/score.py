@@ -36,6 +36,7 @@ import pandas as pd
 from mlcycle.batch.io import StagedParquet, check_output_uri, iter_chunks, open_input
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError
+from mlcycle.registry.uris import team_experiment
 from mlcycle.serving import LoadedModel, V2Input, check_rows, decode_v2, frame_to_array, load_model, predict
 from mlcycle.serving.schema import frame_to_input
 
@@ -155,6 +156,10 @@ def score_batch(
         raise InvalidInputError("input, output and quarantine must be different files", field="output")
 
     loaded = load_model(model, settings)
+    if settings.serving_compile:  # the predictor's path exactly: compiled where it reproduces the model
+        from mlcycle.serving.compiled import compile_loaded
+
+        compile_loaded(loaded)
     endpoint = settings.s3_endpoint_url
     with open_input(input_uri, endpoint_url=endpoint) as table:
         # The predictor's own column check, on the header alone: a missing feature fails before any work.
@@ -195,7 +200,7 @@ def _run(loaded, table, read, keys, output_uri, quarantine_uri, on_bad_rows, chu
     name = loaded.registered_name or loaded.served_name
     version = loaded.version or ""
     tags = {"mlcycle.team": settings.team, "mlcycle.batch.model": name, "mlcycle.batch.model_version": version}
-    experiment_id = ensure_experiment(EXPERIMENT, settings)
+    experiment_id = ensure_experiment(team_experiment(EXPERIMENT, name), settings)
     run_name = f"batch-{loaded.served_name}-v{version or 'uri'}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         mlflow.log_params({
@@ -231,7 +236,10 @@ def _run(loaded, table, read, keys, output_uri, quarantine_uri, on_bad_rows, chu
     return result
 
 
-def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants, output, quarantine, progress):
+def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants, output, quarantine, progress, *,
+                  first_row: int = 0):
+    """Score ``table`` chunk by chunk into ``output`` (and ``quarantine``); ``row`` counts from ``first_row``
+    (a shard's position in the whole input). Returns the counts, wall and CPU seconds."""
     counts = {"read": 0, "scored": 0, "quarantined": 0}
     bad_rows: list[tuple[int, str]] = []
     bad_count = 0
@@ -240,7 +248,7 @@ def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants,
     numeric = [c for c, t in zip(schema.columns, schema.types, strict=True) if t in NUMERIC_COLUMN_TYPES]
     for chunk in iter_chunks(table, read, chunk_rows, numeric=numeric):
         n = len(chunk)
-        offset = counts["read"]
+        offset = first_row + counts["read"]
         x, reasons = _validate(chunk, loaded.schema)
         if x is None:  # a mixed-type chunk with bad rows: decode the good ones on their own
             keep = np.flatnonzero(reasons == "")

@@ -10,6 +10,7 @@ import sys
 
 # Importing a command module registers its commands on ``app``.
 from mlcycle.cli import (
+    commands_auth,  # noqa: E402,F401  (registration side effect)
     commands_batch,  # noqa: E402,F401  (registration side effect)
     commands_deploy,  # noqa: E402,F401  (registration side effect)
     commands_governance,  # noqa: E402,F401  (registration side effect)
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if state.debug:
             raise
+        from mlcycle.tracking import auth_error
+
+        if (refused := auth_error(e)) is not None:  # an MLflow 401/403: the caller's credentials, one line
+            print(f"error [{refused.field}]: {refused.message}", file=sys.stderr)
+            return 2
         print(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
         return 1
     # Without standalone mode Click returns typer.Exit's code instead of exiting with it.

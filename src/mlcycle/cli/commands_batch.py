@@ -25,6 +25,11 @@ def batch(
         None, "--quarantine", help="Parquet file for quarantined rows; default: <output>.quarantine.parquet."
     ),
     chunk_rows: int = typer.Option(50_000, "--chunk-rows", help="Rows read, checked and scored at a time."),
+    shards: int = typer.Option(
+        0, "--shards", help="Cut the input into N shards and run the sharded batch pipeline on kfp.local; the "
+        "output is then a directory (Parquet parts and _manifest.json). 0: one job in this process."
+    ),
+    parallelism: int = typer.Option(2, "--parallelism", help="With --shards: shards scored at once."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -35,6 +40,10 @@ def batch(
 
     settings = configured_settings()
     console = Console(stderr=as_json)
+    if shards:
+        _sharded(console, settings, model, input_uri, output_uri, key, on_bad_rows, chunk_rows, shards, parallelism,
+                 as_json)
+        return
     with _progress(console, disabled=no_progress or as_json) as on_chunk:
         result = score_batch(
             model, input_uri, output_uri, settings, keys=key or None, on_bad_rows=on_bad_rows,
@@ -53,6 +62,35 @@ def batch(
     else:
         say("quarantined 0 rows")
     say(f"output: {result.output_uri}\nMLflow run: {result.run_id}")
+
+
+def _sharded(console, settings, model, input_uri, output_uri, key, on_bad_rows, chunk_rows, shards, parallelism,
+             as_json) -> None:
+    """``--shards N``: the sharded batch pipeline on kfp.local (plan, a ParallelFor of shards, collect)."""
+    from mlcycle.batch.shards import check_dataset_uri, read_manifest
+    from mlcycle.errors import InvalidInputError
+    from pipelines.batch_pipeline import build_sharded_batch_pipeline
+    from pipelines.local import run_pipeline
+
+    if parallelism < 1:
+        raise InvalidInputError(f"--parallelism must be at least 1, got {parallelism}", field="parallelism")
+    check_dataset_uri(output_uri)
+    log_file = settings.home_dir / "kfp" / "batch-sharded.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with console.status(f"scoring {shards} shard(s) on kfp.local (log: {log_file})"):
+        run_id = run_pipeline(
+            build_sharded_batch_pipeline(parallelism), settings, log_file=log_file, input_uri=input_uri,
+            output_uri=output_uri, model=model, shards=shards, keys=",".join(key or []), on_bad_rows=on_bad_rows,
+            chunk_rows=chunk_rows)
+    manifest = read_manifest(output_uri, settings.s3_endpoint_url) or {}
+    if as_json:
+        print(json.dumps({"run_id": run_id, "output_uri": output_uri, "manifest": manifest}, indent=2))
+        return
+    say = partial(console.print, soft_wrap=True)
+    say(f"[green]scored[/] {manifest.get('rows_scored', 0):,} rows in {len(manifest.get('shards', []))} shard(s) "
+        f"with {manifest.get('model_name')} v{manifest.get('model_version')}; quarantined "
+        f"{manifest.get('rows_quarantined', 0):,}")
+    say(f"output: {output_uri} (manifest {output_uri.rstrip('/')}/_manifest.json)\nMLflow run: {run_id}")
 
 
 class _progress:

@@ -30,7 +30,11 @@ NAMESPACE_OPTION = typer.Option(None, "--namespace", "-n",
 PACKAGE_OPTION = typer.Option(None, "--package", help="A compiled pipeline YAML to use instead of compiling now.")
 
 
-def compile_pipeline(pipeline: str, out_dir: Path) -> Path:
+IMAGE_OPTION = typer.Option(None, "--image", help="Run the steps in this image (built FROM mlcycle's, with your "
+                                                   "trainer's code in it).")
+
+
+def compile_pipeline(pipeline: str, out_dir: Path, image: str | None = None) -> Path:
     """Compile the ``--pipeline`` to ``out_dir/<name>.yaml`` and return the path.
 
     Raises:
@@ -48,18 +52,25 @@ def compile_pipeline(pipeline: str, out_dir: Path) -> Path:
                                 field="pipeline")
     path = out_dir / f"{name}.yaml"
     compiler.Compiler().compile(available[name], str(path))
+    if image:
+        from pipelines.compile import use_image
+
+        use_image(path, image)
     return path
 
 
-def _package(pipeline: str, package: Path | None, tmp: str) -> Path:
+def _package(pipeline: str, package: Path | None, tmp: str, image: str | None = None) -> Path:
     from rich.console import Console
 
+    if package is not None and image:
+        raise InvalidInputError("give --package or --image, not both (compile the package with --image)",
+                                field="image")
     if package is not None:
         if not package.is_file():
             raise InvalidInputError(f"--package {package} does not exist", field="package")
         return package
     with Console(stderr=True).status(f"compiling the {pipeline} pipeline"):
-        return compile_pipeline(pipeline, Path(tmp))
+        return compile_pipeline(pipeline, Path(tmp), image)
 
 
 @app.command("submit", rich_help_panel="Kubeflow Pipelines cluster")
@@ -71,6 +82,7 @@ def submit(
     experiment: str | None = typer.Option(None, "--experiment", help="KFP experiment (default: mlcycle-<pipeline>)."),
     run_name: str | None = typer.Option(None, "--run-name", help="Display name of the run."),
     package: Path | None = PACKAGE_OPTION,
+    image: str | None = IMAGE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the created run as JSON."),
 ) -> None:
     """Compile a pipeline and start one run of it on a Kubeflow Pipelines host."""
@@ -84,7 +96,7 @@ def submit(
     settings = configured_settings()
     namespace = namespace or settings.team or None
     with tempfile.TemporaryDirectory(prefix="mlcycle-submit-") as tmp:
-        path = _package(pipeline, package, tmp)
+        path = _package(pipeline, package, tmp, image)
         kfp_client.check_params(path, params)
         client = kfp_client.connect(api, namespace)
         run = kfp_client.submit_run(client, path, params, experiment=experiment or kfp_client.EXPERIMENTS[pipeline],

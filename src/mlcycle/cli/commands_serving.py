@@ -25,7 +25,9 @@ def serve(
     canary: str | None = typer.Option(None, "--canary", help="A second version, e.g. models:/wine@challenger."),
     canary_percent: float = typer.Option(10.0, "--canary-percent", min=0, max=100, help="Traffic share of --canary."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: all)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="REST worker processes."),
+    workers: str = typer.Option(
+        "1", "--workers", help="REST worker processes, or 'auto' for one per core (checked by the predictor)."
+    ),
     poll_seconds: float | None = typer.Option(
         None, "--poll-seconds", min=0, help="Check the aliases this often (MLCYCLE_SERVING_POLL_SECONDS)."
     ),
@@ -61,14 +63,20 @@ def serve(
 @app.command("promote")
 def promote(
     name: str = typer.Argument(..., help="Model name (base name; the team comes from --team)."),
-    reason: str = typer.Option("", "--reason", help="Why; recorded on the version."),
-    by: str | None = typer.Option(None, "--by", help="Who; default: $MLCYCLE_USER or the login name."),
-    alias: str = typer.Option("challenger", "--from-alias", help="The alias whose version becomes champion."),
+    version: str | None = typer.Option(None, "--version", help="The version to promote (default: challenger's)."),
+    reason: str = typer.Option("", "--reason", help="Why; recorded on the version and in the audit trail."),
+    by: str | None = typer.Option(None, "--by", help="Who; default: $MLCYCLE_ACTOR or the login name."),
+    alias: str = typer.Option("challenger", "--from-alias", help="Without --version: the alias whose version "
+                                                                  "becomes champion."),
 ) -> None:
-    """Move ``champion`` to the canary (``challenger``) version; the running predictor follows."""
-    from mlcycle.serving.promotion import promote as promote_version
+    """Move ``champion`` to a version that passed the gate, is servable and (where champion serves a protected
+    environment) is approved; otherwise exit 2 with the reason and nothing moved. The running predictor follows."""
+    from mlcycle.release import promote as promote_version
 
-    move = promote_version(name, configured_settings(), by=by, reason=reason, alias=alias)
+    move = promote_version(name, configured_settings(), version=version, by=by, reason=reason, alias=alias)
+    if move.previous == move.version:
+        typer.echo(f"{move.name}: version {move.version} already is the champion")
+        return
     was = f"version {move.previous}" if move.previous else "nothing"
     typer.echo(f"{move.name}: champion is now version {move.current} (was {was})")
 
@@ -76,11 +84,11 @@ def promote(
 @app.command("rollback")
 def rollback(
     name: str = typer.Argument(..., help="Model name (base name; the team comes from --team)."),
-    reason: str = typer.Option("", "--reason", help="Why; recorded on the version."),
-    by: str | None = typer.Option(None, "--by", help="Who; default: $MLCYCLE_USER or the login name."),
+    reason: str = typer.Option("", "--reason", help="Why; recorded on the version and in the audit trail."),
+    by: str | None = typer.Option(None, "--by", help="Who; default: $MLCYCLE_ACTOR or the login name."),
 ) -> None:
-    """Move ``champion`` back to the previous champion recorded on the current one."""
-    from mlcycle.serving.promotion import rollback as rollback_version
+    """Move ``champion`` back to the previous champion recorded on the current one (never blocked)."""
+    from mlcycle.release import rollback as rollback_version
 
     move = rollback_version(name, configured_settings(), by=by, reason=reason)
     typer.echo(f"{move.name}: champion rolled back to version {move.current} (from version {move.previous})")

@@ -32,8 +32,9 @@ class QualityRules:
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def validate_dataset(frame: pd.DataFrame, target: str, rules: QualityRules | None = None) -> None:
-    """Check ``frame`` against ``rules``; return quietly when it passes.
+def validate_dataset(frame: pd.DataFrame, target: str, rules: QualityRules | None = None,
+                     task: str = "classification") -> None:
+    """Check ``frame`` against ``rules``; return quietly when it passes (class rules for classification only).
 
     Raises:
         DataValidationError: the first rule broken, naming the column and the rule.
@@ -81,6 +82,8 @@ def validate_dataset(frame: pd.DataFrame, target: str, rules: QualityRules | Non
     if labels.isna().any():
         raise DataValidationError(f"target {target!r} has {int(labels.isna().sum())} missing labels",
                                   field=target, rule="max_nulls")
+    if task == "regression":
+        return
     counts = labels.value_counts()
     if len(counts) < 2:
         raise DataValidationError(
@@ -96,13 +99,14 @@ def validate_dataset(frame: pd.DataFrame, target: str, rules: QualityRules | Non
         )
 
 
-def split_dataset(frame: pd.DataFrame, target: str, *, test_size: float = 0.25, seed: int = 0
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A stratified, seeded train/test split with a fresh index on each part."""
+def split_dataset(frame: pd.DataFrame, target: str, *, test_size: float = 0.25, seed: int = 0,
+                  task: str = "classification") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded train/test split (stratified for classification) with a fresh index on each part."""
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < test_size < 1.0:
         raise DataValidationError(f"test_size must be between 0 and 1, got {test_size}", field="test_size",
                                   rule="test_size")
-    train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[target])
+    train, test = train_test_split(frame, test_size=test_size, random_state=seed,
+                                   stratify=frame[target] if task != "regression" else None)
     return train.reset_index(drop=True), test.reset_index(drop=True)

@@ -24,6 +24,8 @@ MODEL_FORMAT = "mlflow"
 MODEL_URI_ENV = "MLCYCLE_MODEL_URI"  # the runtime passes $(MLCYCLE_MODEL_URI) to `python -m inference`
 # The Secret (its name, not a credential) with a team's S3 keys, provisioned with its profile.
 CREDENTIALS_SECRET = "mlcycle-s3-credentials"  # noqa: S105 (the Secret's name, not a credential)
+# The team's MLflow user, written by `mlcycle teams sync --apply-secrets` (mlcycle.auth.secrets).
+MLFLOW_CREDENTIALS_SECRET = "mlcycle-mlflow-credentials"  # noqa: S105 (the Secret's name, not a credential)
 PART_OF = "mlcycle"
 # Artifacts and payload logs live in this bucket, one prefix per team (the team's S3 user is scoped to it).
 S3_ROOT = "s3://mlflow"

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlcycle.deploy.environments import (
     CREDENTIALS_SECRET,
+    MLFLOW_CREDENTIALS_SECRET,
     MODEL_FORMAT,
     MODEL_URI_ENV,
     PART_OF,
@@ -171,7 +172,9 @@ def render_inference_service(
             "env": env_vars,
             # S3 credentials for the team's artifact prefix; optional so a single-tenant install that
             # serves MLflow-proxied artifacts needs none.
-            "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
+            # And the team's MLflow user (``mlcycle teams sync --apply-secrets``): it loads as the team.
+            "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}},
+                        {"secretRef": {"name": MLFLOW_CREDENTIALS_SECRET, "optional": True}}],
         },
     }
     if canary_percent is not None:

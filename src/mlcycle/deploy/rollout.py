@@ -111,25 +111,18 @@ def rollback_canary(api: Any, client: Any, model: str, environment: str, *, team
 
 def _restore_alias(client: Any, registered: str, alias: str, rolled_back: str, environment: str) -> None:
     # Team ownership was checked by _target (qualified_name) before the rollback.
-    from mlflow.exceptions import MlflowException
+    from mlcycle import release
+    from mlcycle.registry import store
 
-    try:
-        current = str(client.get_model_version_by_alias(registered, alias).version)
-    except MlflowException:
-        return  # no such alias: nothing points at the rolled-back version
+    current = store.alias_version(registered, alias, mlflow_client=client)
     serving = [v for v, t in read_serving_state(client, registered, environment).items() if t["state"] == SERVING]
     if current != rolled_back or not serving:
-        return
+        return  # no such alias, or it does not point at the rolled-back version
     target = max(serving, key=int)
-    client.set_registered_model_alias(registered, alias, target)
-    client.set_model_version_tag(registered, target, serving_tag(environment, "alias_moved_from"), rolled_back)
-    audit.record(
-        registered,
-        target,
-        "alias.moved",
-        client=client,
-        details={"alias": alias, "from": rolled_back, "to": target, "reason": f"{environment} canary rolled back"},
-    )
+    move = release.restore_alias(registered, alias, target, expected_current=rolled_back,
+                                 reason=f"{environment} canary rolled back", client=client)
+    if move.moved:
+        client.set_model_version_tag(registered, target, serving_tag(environment, "alias_moved_from"), rolled_back)
 
 
 def analyze_canary(

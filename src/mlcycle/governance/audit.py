@@ -59,7 +59,8 @@ class AuditEvent:
         at: UTC ISO-8601 time, microseconds.
         by: who acted (``MLCYCLE_ACTOR``, else the local user).
         action: what happened, e.g. ``gate.decision``, ``alias.moved``, ``approval.granted``,
-            ``deploy.canary``, ``canary.analysis``, ``promotion.promote``, ``promotion.rollback``.
+            ``alias.move_refused``, ``deploy.canary``, ``canary.analysis`` (every alias move, promotion and
+            rollback included, is one ``alias.moved`` event written by :mod:`mlcycle.release`).
         details: the rest (reasons, versions, environment, numbers).
     """
 

@@ -79,7 +79,9 @@ def _drift_history(name: str, version: str, client: Any, limit: int = 20) -> Sec
     from mlcycle.monitoring import export
 
     section = Section("Drift and performance history")
-    experiment = client.get_experiment_by_name(export.EXPERIMENT)
+    from mlcycle.registry.uris import team_experiment
+
+    experiment = client.get_experiment_by_name(team_experiment(export.EXPERIMENT, name))
     runs = (
         []
         if experiment is None

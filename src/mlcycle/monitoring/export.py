@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from mlcycle.registry.uris import team_experiment
+
 EXPERIMENT = "mlcycle-monitoring"
 JOB = "mlcycle-drift"
 TAG_KIND = "mlcycle.monitoring.kind"
@@ -38,7 +40,7 @@ def consecutive_drift_windows(model_name: str, version: str, *, limit: int = 100
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment = client.get_experiment_by_name(team_experiment(EXPERIMENT, model_name))
     if experiment is None:
         return 0
     runs = client.search_runs(
@@ -84,7 +86,7 @@ def log_check(
 
     from mlcycle.tracking import ensure_experiment
 
-    experiment_id = ensure_experiment(EXPERIMENT, settings)
+    experiment_id = ensure_experiment(team_experiment(EXPERIMENT, model_name), settings)
     base = model_name.rpartition(".")[2]
     all_tags = {
         TAG_KIND: kind,

@@ -55,6 +55,10 @@ def resolve_version(model_ref: str, team: str = ""):
             return client.get_model_version_by_alias(ref.name, ref.alias)
         return client.get_model_version(ref.name, ref.version)
     except MlflowException as e:
+        from mlcycle.tracking import auth_error
+
+        if (refused := auth_error(e, f"model {ref.uri}")) is not None:  # 401/403: not "not found"
+            raise refused from e
         raise ModelNotFoundError(f"{ref.uri} does not exist: {e.message}", field="model") from e
 
 

@@ -32,11 +32,14 @@ class ModelStatus:
         return asdict(self)
 
 
-def _version_status(v) -> VersionStatus:
+def _version_status(v, aliases: dict[str, str] | None = None) -> VersionStatus:
+    """``aliases`` (alias → version) from the registered model: MLflow's version search leaves
+    ``ModelVersion.aliases`` empty, which is why the column was blank."""
     tags = dict(v.tags)
+    held = sorted(set(v.aliases or []) | {a for a, ver in (aliases or {}).items() if ver == str(v.version)})
     return VersionStatus(
         version=str(v.version),
-        aliases=sorted(v.aliases),
+        aliases=held,
         run_id=v.run_id,
         created=int(v.creation_timestamp or 0),
         decision=tags.get("mlcycle.gate.decision", ""),
@@ -62,7 +65,7 @@ def registry_status(team: str = "", name: str | None = None) -> list[ModelStatus
             continue
         versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: -int(v.version))
         aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
-        models.append(ModelStatus(model.name, owner, aliases, [_version_status(v) for v in versions]))
+        models.append(ModelStatus(model.name, owner, aliases, [_version_status(v, aliases) for v in versions]))
     return sorted(models, key=lambda m: m.name)
 
 

@@ -76,6 +76,17 @@ def split_name(registered_name: str) -> tuple[str, str]:
     return (team, base) if sep else ("", registered_name)
 
 
+def team_experiment(base: str, registered_name: str) -> str:
+    """The model's team's own copy of a shared experiment: ``team-a.mlcycle-batch`` for ``team-a.wine``.
+
+    With MLflow's auth, whoever creates an experiment owns it; one ``mlcycle-batch`` for every team would
+    belong to the first team that ran a batch job, so each team logs into its own. A model without a
+    team (single-tenant): ``base``.
+    """
+    team = split_name(registered_name)[0]
+    return f"{team}{TEAM_SEPARATOR}{base}" if team else base
+
+
 def parse_model_ref(ref: str, team: str = "") -> ModelRef:
     """Parse a model reference or its shorthand; qualify bare names with ``team``.
 

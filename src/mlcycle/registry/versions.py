@@ -1,8 +1,8 @@
-"""Registering model versions and moving aliases, with who/what/why recorded as version tags.
+"""Registering model versions and tagging them: the low-level store under the release path.
 
-Every write here is idempotent and leaves the registry consistent at every step: a version is created
-(or found again for the same run), tagged, then aliases move in single calls, so ``champion`` always
-points at an existing version or at nothing only if there never was one.
+Every write here is idempotent: a version is created (or found again for the same run) and tagged.
+Aliases are not moved here: :mod:`mlcycle.release` owns every alias move (gate, approval, audit). This
+module imports nothing from ``governance``, ``deploy`` or ``serving``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mlcycle.errors import InvalidInputError, ModelNotFoundError
-from mlcycle.governance import audit
+from mlcycle.registry import store
 from mlcycle.registry.gate import GateDecision
-from mlcycle.registry.uris import CHALLENGER, CHAMPION, split_name
+from mlcycle.registry.uris import split_name
 
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = "mlcycle."
-# The version a champion replaced, written on the new champion by every champion move (the pipeline's
-# promotion and `mlcycle promote`); `mlcycle rollback` returns to it.
+# The version a champion replaced, written on the new champion by every champion move
+# (mlcycle.release); `mlcycle rollback` returns to it.
 PREVIOUS_CHAMPION_TAG = "mlcycle.champion.previous"
 
 
@@ -61,8 +60,11 @@ def ensure_registered_model(name: str) -> None:
 
     client = _client()
     try:
-        client.get_registered_model(name)
-    except MlflowException:
+        store.call(client.get_registered_model, name, what=f"reading {name}")
+        return
+    except MlflowException as e:
+        if not store.is_not_found(e):
+            raise
         team, _ = split_name(name)
         try:
             client.create_registered_model(name, tags={"mlcycle.team": team} if team else None)
@@ -95,23 +97,18 @@ def version_of_run(name: str, run_id: str) -> str | None:
 
 
 def get_version(name: str, version: str) -> VersionInfo:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        v = _client().get_model_version(name, version)
-    except MlflowException as e:
-        raise ModelNotFoundError(f"model {name} has no version {version}", field="model") from e
+    """The version with its tags and aliases; :class:`ModelNotFoundError` only if MLflow says it does not exist."""
+    v = store.get_model_version(name, version)
     return VersionInfo(name, str(v.version), v.run_id, list(v.aliases), dict(v.tags))
 
 
 def alias_version(name: str, alias: str) -> str | None:
-    """The version ``alias`` points at, or None when the alias (or the model) does not exist."""
-    from mlflow.exceptions import MlflowException
+    """The version ``alias`` points at, or None when the alias (or the model) does not exist.
 
-    try:
-        return str(_client().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    Raises:
+        RegistryUnavailableError: the registry did not answer (an outage is not "no alias").
+    """
+    return store.alias_version(name, alias)
 
 
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
@@ -120,14 +117,12 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
         client.set_model_version_tag(name, version, key, value)
 
 
-def set_challenger(name: str, version: str) -> None:
-    previous = alias_version(name, CHALLENGER)
-    _client().set_registered_model_alias(name, CHALLENGER, version)
-    audit.record(name, version, "alias.moved", details={"alias": CHALLENGER, "from": previous, "to": version})
+def record_decision(name: str, version: str, decision: GateDecision,
+                    decided_by: str | None = None) -> dict[str, str]:
+    """Write the gate decision, its reason and the compared numbers as version tags; return them.
 
-
-def record_decision(name: str, version: str, decision: GateDecision, decided_by: str | None = None) -> None:
-    """Write the gate decision, its reason and the compared numbers as version tags."""
+    The audit event is written by the caller (governance sits above the registry).
+    """
     client = _client()
     tags = {
         "mlcycle.gate.decision": decision.decision,
@@ -141,72 +136,4 @@ def record_decision(name: str, version: str, decision: GateDecision, decided_by:
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    audit.record(
-        name,
-        version,
-        "gate.decision",
-        by=tags["mlcycle.gate.decided_by"],
-        details={
-            k.removeprefix("mlcycle.gate."): v
-            for k, v in tags.items()
-            if k not in ("mlcycle.gate.decided_by", "mlcycle.gate.decided_at")
-        },
-    )
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    moved: bool
-    name: str
-    alias: str
-    version: str
-    previous: str | None
-    reason: str
-
-
-def move_champion(name: str, version: str, *, expected_current: str | None, reason: str,
-                  moved_by: str | None = None) -> AliasMove:
-    """Point ``champion`` at ``version`` if the champion is still ``expected_current``.
-
-    The check guards against two pipelines racing: a candidate judged against champion v3 must not
-    replace a v4 promoted meanwhile. Moving to the version the alias already has is a no-op success,
-    so the step is idempotent.
-    """
-    get_version(name, version)  # refuse to point at nothing
-    current = alias_version(name, CHAMPION)
-    if current == version:
-        return AliasMove(True, name, CHAMPION, version, current, "already champion")
-    if current != expected_current:
-        why = (f"champion moved to v{current} since the candidate was judged against "
-               f"v{expected_current or 'none'}; re-run the evaluation")
-        _client().set_model_version_tag(name, version, "mlcycle.gate.promotion", f"refused: {why}")
-        audit.record(name, version, "alias.move_refused", by=moved_by, details={"alias": CHAMPION, "reason": why})
-        return AliasMove(False, name, CHAMPION, version, current, why)
-    return set_champion(name, version, reason=reason, moved_by=moved_by)
-
-
-def set_champion(name: str, version: str, *, reason: str, moved_by: str | None = None) -> AliasMove:
-    """Move ``champion`` to ``version`` unconditionally, recording the previous champion on the version."""
-    if not reason.strip():
-        raise InvalidInputError("say why the champion moves (reason)", field="reason")
-    client = _client()
-    get_version(name, version)
-    previous = alias_version(name, CHAMPION)
-    tags = {
-        PREVIOUS_CHAMPION_TAG: previous or "",
-        "mlcycle.champion.reason": reason,
-        "mlcycle.champion.by": moved_by or actor(),
-        "mlcycle.champion.at": now_iso(),
-    }
-    for key, value in tags.items():  # tags first: a crash before the move leaves only tags behind
-        client.set_model_version_tag(name, version, key, value)
-    client.set_registered_model_alias(name, CHAMPION, version)
-    audit.record(
-        name,
-        version,
-        "alias.moved",
-        by=tags["mlcycle.champion.by"],
-        details={"alias": CHAMPION, "from": previous, "to": version, "reason": reason},
-    )
-    log.info("champion of %s: %s -> v%s (%s)", name, f"v{previous}" if previous else "none", version, reason)
-    return AliasMove(True, name, CHAMPION, version, previous, reason)
+    return tags

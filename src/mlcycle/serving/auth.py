@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,3 +184,29 @@ def _credential(headers: Mapping[str, str]) -> str | None:
     if api_key and api_key.strip():
         return api_key.strip()
     return None
+
+
+class RefusalLog:
+    """Refused requests logged cheaply: each one at DEBUG, and at most one INFO summary per ``every_s``.
+
+    A flood of bad or unauthenticated requests must not become a flood of log lines (nor their cost).
+    """
+
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0) -> None:
+        self._log = logger
+        self.every_s = every_s
+        self._counts: dict[int, int] = {}
+        self._since = time.monotonic()
+        self._lock = threading.Lock()
+
+    def refused(self, status: int, message: str) -> None:
+        if self._log.isEnabledFor(logging.DEBUG):
+            self._log.debug("refused with %d: %s", status, message)
+        now = time.monotonic()
+        with self._lock:
+            self._counts[status] = self._counts.get(status, 0) + 1
+            if now - self._since < self.every_s:
+                return
+            counts, self._counts, since, self._since = self._counts, {}, self._since, now
+        summary = ", ".join(f"{n} x {code}" for code, n in sorted(counts.items()))
+        self._log.info("refused %d requests in the last %.0f s (%s)", sum(counts.values()), now - since, summary)

@@ -5,10 +5,14 @@ multiplies throughput. :class:`AdaptiveBatcher` runs at most one model call at a
 runs, new requests queue; when it finishes, everything queued (up to ``max_rows`` rows) goes into the
 next call. An idle server therefore answers a lone request at once (no fixed wait), and a loaded one
 batches as much as the load provides. ``max_wait_s`` > 0 additionally holds a non-full batch open for
-up to that long, trading latency for bigger batches (the KServe/MLServer ``max_latency`` knob).
+up to that long, trading latency for bigger batches (the KServe/MLServer ``max_latency`` knob) — but
+only under load: when the previous call served a single request (the server is idle, or requests come
+one at a time), the next one goes at once, so the knob adds no latency to an idle server.
 
 The model call runs on a single worker thread so the event loop keeps accepting and decoding requests
-meanwhile, unless calls are so cheap (``inline_below_s``) that the hand-off would cost more. A failing
+meanwhile, unless calls are so cheap (``inline_below_s``) that the hand-off would cost more. The cost
+is the model call's own time, measured in whichever thread runs it (not the hand-off and the wait for
+the event loop, which grow with load and would keep a 20 µs compiled model on the thread forever). A failing
 call fails only the requests in that batch.
 """
 
@@ -69,7 +73,9 @@ class AdaptiveBatcher:
         self._worker: asyncio.Task | None = None
         self._arrived: asyncio.Event | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._last_batch = 1  # requests combined in the previous call: > 1 means the server is under load
         self.calls = 0
         self.rows = 0
 
@@ -77,7 +83,7 @@ class AdaptiveBatcher:
         """Predict ``x`` as part of the next batch; returns ``fn``'s result for exactly these rows."""
         if self._closed:
             raise RuntimeError("batcher is closed")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._queue.append((x, fut))
         self._queued_rows += len(x)
@@ -113,22 +119,27 @@ class AdaptiveBatcher:
         self._queued_rows -= rows
         return batch
 
+    def _timed(self, x: np.ndarray) -> tuple[Any, float]:
+        started = time.perf_counter()
+        result = self._fn(x)
+        return result, time.perf_counter() - started
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue:
-            if self.max_wait_s > 0 and self._queued_rows < self.max_rows:
+            if self.max_wait_s > 0 and self._last_batch > 1 and self._queued_rows < self.max_rows:
                 await self._wait_for_more()
             batch = [(x, f) for x, f in self._take() if not f.cancelled()]
             if not batch:
                 continue
             xs = [x for x, _ in batch]
             x = xs[0] if len(xs) == 1 else _concat(xs)
-            started = time.perf_counter()
+            self._last_batch = len(batch)
             try:
                 if self._cost_s is not None and self._cost_s < self.inline_below_s:
-                    result = self._fn(x)  # cheaper than two thread hand-offs
+                    result, took = self._timed(x)  # cheaper than two thread hand-offs
                 else:
-                    result = await loop.run_in_executor(self._executor, self._fn, x)
+                    result, took = await loop.run_in_executor(self._executor, self._timed, x)
             except Exception as e:  # noqa: BLE001 - delivered to each waiting request, not swallowed
                 if len(batch) == 1:
                     if not batch[0][1].done():
@@ -145,7 +156,6 @@ class AdaptiveBatcher:
                     if not fut.done():
                         fut.set_result(one)
                 continue
-            took = time.perf_counter() - started
             self._cost_s = took if self._cost_s is None else 0.8 * self._cost_s + 0.2 * took
             self.calls += 1
             self.rows += len(x)
@@ -162,6 +172,30 @@ class AdaptiveBatcher:
         if self._worker is not None:
             await asyncio.shield(self._worker)
         self._executor.shutdown(wait=False)
+
+    def close_from_thread(self, timeout: float = 30.0) -> None:
+        """:meth:`close` from another thread (the alias poller retiring a swapped-out version).
+
+        The close runs on the batcher's event loop, so a request that was routed to this batcher
+        before the swap has already queued its rows (routing and ``submit`` run in one step) and is
+        answered before the executor stops. A batcher that never served is closed at once.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            self._closed = True
+            self._executor.shutdown(wait=False)
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:  # on the loop's own thread (a signal handler): close without waiting for it
+            loop.create_task(self.close())
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout=timeout)
+        except (TimeoutError, RuntimeError):  # the loop stopped meanwhile: nothing is left to answer
+            self._executor.shutdown(wait=False)
 
 
 def _concat(xs: list) -> Any:

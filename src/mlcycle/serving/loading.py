@@ -27,6 +27,7 @@ from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError, ModelNotFoundError
 from mlcycle.registry.uris import ModelRef, parse_model_ref, split_name
 from mlcycle.serving.schema import InputSchema, input_schema
+from mlcycle.tracking import auth_error
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class LoadedModel:
             bit-identical probabilities; see :func:`mlcycle.serving.predict.forest_predict_proba`).
         predict_from_proba: predictions are ``classes[argmax(proba)]`` (checked at load time to equal
             ``estimator.predict``), which saves a second pass through the model.
+        compiled: a :class:`mlcycle.serving.compiled.CompiledPredictor` that reproduced the estimator
+            (set by :func:`mlcycle.serving.compiled.compile_loaded`), or ``None``; ``compile_note`` says
+            how it was checked or why the model is not compiled.
     """
 
     served_name: str
@@ -71,6 +75,8 @@ class LoadedModel:
     flavors: tuple[str, ...] = ()
     output_columns: list[dict[str, Any]] | None = None
     pyfunc: Any = field(repr=False, default=None)
+    compiled: Any = field(repr=False, default=None)
+    compile_note: str = ""
 
     def pyfunc_model(self) -> Any:
         """The MLflow ``PyFuncModel`` (loaded again after unpickling in a REST worker)."""
@@ -90,6 +96,13 @@ class LoadedModel:
     def label(self) -> str:
         """``wine:3``: name and version, for logs and messages."""
         return f"{self.registered_name or self.served_name}:{self.version or self.uri}"
+
+    @property
+    def runtime(self) -> str:
+        """What computes the predictions: ``onnxruntime`` or ``treelite`` when compiled, else the fast path."""
+        if self.compiled is not None:
+            return self.compiled.runtime
+        return "scikit-learn" if self.fast_path == "sklearn" else self.fast_path
 
     @property
     def is_classifier(self) -> bool:
@@ -130,6 +143,8 @@ def resolve_version(ref: ModelRef) -> tuple[str, str | None]:
     except MlflowException as e:
         if _mlflow_not_found(e):
             raise ModelNotFoundError(f"model {ref.uri} not found: {e.message}", field="model") from e
+        if (refused := auth_error(e, f"model {ref.uri}")) is not None:
+            raise refused from e
         raise
     return str(mv.version), mv.run_id
 
@@ -184,13 +199,18 @@ def _parse(ref: str, team: str) -> ModelRef:
     return parse_model_ref(ref, team)
 
 
-def load_model(ref: str, settings: Settings, *, name: str | None = None) -> LoadedModel:
+def load_model(
+    ref: str, settings: Settings, *, name: str | None = None, dst_path: str | Path | None = None
+) -> LoadedModel:
     """Load the model ``ref`` points at (``models:/name@alias``, ``models:/name/N``, any MLflow URI).
 
     Args:
         ref: the model reference; ``wine@champion`` is shorthand for ``models:/wine@champion``.
         settings: where MLflow is (call :func:`mlcycle.tracking.configure` first) and the team.
         name: the name to serve it under; default: the registered base name, or ``model``.
+        dst_path: an existing directory to download into (the predictor gives each version its own and
+            removes it when that version stops serving); default: MLflow's choice (a new temporary
+            directory for a remote store, the artifact itself for a local one).
 
     Raises:
         ModelNotFoundError: the model, version or alias does not exist (HTTP 404).
@@ -206,10 +226,16 @@ def load_model(ref: str, settings: Settings, *, name: str | None = None) -> Load
     version, run_id = resolve_version(parsed)
     uri = f"models:/{parsed.name}/{version}" if parsed.is_registry else parsed.uri
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dst_path) if dst_path is not None else None
+            )
+        )
     except MlflowException as e:
         if _mlflow_not_found(e):
             raise ModelNotFoundError(f"model {uri} not found: {e.message}", field="model") from e
+        if (refused := auth_error(e, f"model {uri}")) is not None:
+            raise refused from e
         raise
     except FileNotFoundError as e:
         raise ModelNotFoundError(f"model {uri} not found: {e}", field="model") from e

@@ -103,6 +103,12 @@ class ServingMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "mlcycle_requests_refused",
+            "Requests refused before their body was read (401/403: credentials), by model and status.",
+            ["model", "status"],
+            registry=self.registry,
+        )
         self.load_failures = Counter(
             "mlcycle_model_load_failures",
             "Model loads that failed (the previous version kept serving).",
@@ -186,6 +192,10 @@ class ServingMetrics:
         """Count ``n`` payload-log rows that were dropped."""
         if n > 0:
             self.payload_drops.labels(model=model).inc(n)
+
+    def refuse(self, model: str, status: int) -> None:
+        """Count one request refused before its body was read."""
+        self.refused.labels(model=model, status=str(status)).inc()
 
     def load_failure(self, model: str) -> None:
         """Count one failed model load."""

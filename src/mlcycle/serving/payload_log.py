@@ -11,10 +11,18 @@ with one row per predicted row: ``request_id``, ``row``, ``timestamp`` (UTC), ``
 
 :class:`PayloadLogger` never blocks or fails a request: :meth:`PayloadLogger.log` only appends a
 reference to the request's data to a queue bounded in rows, and a background thread turns the queue
-into Parquet files every ``flush_rows`` rows or ``flush_seconds`` seconds. A full queue, or storage
-that cannot be written, drops rows and counts them (:attr:`PayloadLogger.dropped`, ``on_drop``); the
-logger recovers by itself when storage is writable again. :func:`read_payloads` reads the files back
-for monitoring and delayed-label joins.
+into Parquet files every ``flush_rows`` rows or ``flush_seconds`` seconds. A write that fails is
+retried (tenacity, exponential backoff, ``write_attempts`` in all) before its rows are dropped and
+counted (:attr:`PayloadLogger.dropped`, ``on_drop``); the logger recovers by itself when storage is
+writable again. :func:`read_payloads` reads the files back for monitoring and delayed-label joins.
+
+Durability: every file is complete when it appears (a local file is renamed into place, an S3 object
+is one PUT), so a row is either in the store or still in memory. :meth:`PayloadLogger.close` (called
+when a server process stops, every REST worker included) writes everything queued; a process killed
+with SIGKILL loses at most the rows of its last ``flush_seconds`` (the predictor's default is 0.5 s).
+The queue is written straight to the store rather than to a local spool replayed at the next start:
+on Kubernetes a pod's local disk (``emptyDir``) is deleted with the pod, so a spool would only help a
+restart in place, and a crash between a replayed write and the spool's deletion would write rows twice.
 """
 
 from __future__ import annotations
@@ -75,6 +83,8 @@ class PayloadLogger:
             whenever ``n`` rows are dropped (e.g. ``ServingMetrics.payload_dropped``). Called from the
             caller's thread (queue full) or the writer thread (storage failure); it must not raise.
         s3_endpoint_url: endpoint for an ``s3://`` destination; default: ``MLCYCLE_S3_ENDPOINT_URL``.
+        write_attempts: tries per file before its rows count as dropped (exponential backoff from
+            ``retry_wait_s``, at most 2 s between tries).
     """
 
     def __init__(
@@ -83,12 +93,18 @@ class PayloadLogger:
         *,
         max_queued_rows: int = 100_000,
         flush_rows: int = 5_000,
-        flush_seconds: float = 5.0,
+        flush_seconds: float = 1.0,
         on_drop: DropCallback | None = None,
         s3_endpoint_url: str | None = None,
+        write_attempts: int = 3,
+        retry_wait_s: float = 0.1,
     ) -> None:
-        if max_queued_rows < 1 or flush_rows < 1 or flush_seconds <= 0:
-            raise ValueError("max_queued_rows and flush_rows must be >= 1 and flush_seconds > 0")
+        if max_queued_rows < 1 or flush_rows < 1 or flush_seconds <= 0 or write_attempts < 1:
+            raise ValueError(
+                "max_queued_rows, flush_rows and write_attempts must be >= 1 and flush_seconds > 0"
+            )
+        self.write_attempts = write_attempts
+        self.retry_wait_s = retry_wait_s
         self._store = _store_for(destination, s3_endpoint_url)
         self.destination = str(destination)
         self.max_queued_rows = max_queued_rows
@@ -252,7 +268,7 @@ class PayloadLogger:
                     f"{FILE_PREFIX}{datetime.now(UTC).strftime(_TS_FORMAT)}-{self._pid}-"
                     f"{next(self._seq):06d}{FILE_SUFFIX}"
                 )
-                self._store.write(base_name, name, table)
+                self._write_with_retries(base_name, name, table)
             except Exception as e:  # noqa: BLE001 - storage of any kind failing must not stop serving
                 if not self._failing:
                     log.warning(
@@ -268,6 +284,17 @@ class PayloadLogger:
                 self._failing = False
             self.written += rows
             self.files_written += 1
+
+    def _write_with_retries(self, base_name: str, name: str, table) -> None:
+        from tenacity import Retrying, stop_after_attempt, wait_exponential
+
+        for attempt in Retrying(
+            stop=stop_after_attempt(self.write_attempts),
+            wait=wait_exponential(multiplier=self.retry_wait_s, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                self._store.write(base_name, name, table)
 
     def _drop(self, rows: int, model_name: str) -> None:
         self.dropped += rows

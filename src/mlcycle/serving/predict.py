@@ -126,6 +126,13 @@ def as_prediction(result: Any, n_rows: int) -> Prediction:
 
 def _sklearn(loaded: LoadedModel, x: Any) -> Prediction:
     est = loaded.estimator
+    compiled = loaded.compiled
+    # checked at load time to reproduce est (mlcycle.serving.compiled); it takes numeric arrays only
+    if compiled is not None and loaded.fast_path == "sklearn" and isinstance(x, np.ndarray):
+        if loaded.classes is None:
+            return Prediction(compiled.predict(x))
+        proba = compiled.predict_proba(x)
+        return Prediction(loaded.classes[np.argmax(proba, axis=1)], proba, loaded.classes)
     if loaded.classes is None:
         return as_prediction(est.predict(x), len(x))
     proba = forest_predict_proba(est, x) if loaded.forest_fast_path else est.predict_proba(x)

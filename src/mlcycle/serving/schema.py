@@ -257,13 +257,53 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------- decoding
 
 
-def _check_rows(n: int, max_rows: int) -> None:
+def _check_rows(n: int, max_rows: int, field: str = "inputs") -> None:
+    if n < 0:
+        raise InvalidInputError(
+            f"the request declares {n} rows; a row count must be 0 or more (-1 means 'any' only in metadata)",
+            field=field,
+        )
     if n == 0:
-        raise InvalidInputError("the request has no rows (empty batch)", field="inputs")
+        raise InvalidInputError("the request has no rows (empty batch)", field=field)
     if n > max_rows:
         raise PayloadTooLargeError(
-            f"the request has {n} rows; at most {max_rows} are allowed per request", field="inputs"
+            f"the request has {n} rows; at most {max_rows} are allowed per request", field=field
         )
+
+
+def check_shape(name: str, shape: Sequence[Any], *, max_rows: int, n_features: int) -> list[int]:
+    """The declared shape of input ``name`` as plain ints, checked before anything is allocated.
+
+    Every dimension must be an integer >= 0 (``-1`` means "any" in model metadata, never in a
+    request), and the number of values it declares must fit the row limit: a shape such as
+    ``[10**12, 13]`` or ``[2**40, 2**40]`` is refused here, not by numpy after a huge allocation.
+
+    Raises:
+        InvalidInputError: a dimension that is not an integer, or is negative (``field`` is ``name``).
+        PayloadTooLargeError: the shape declares more than ``max_rows`` rows of ``n_features`` values.
+    """
+    dims = []
+    for i, d in enumerate(shape):
+        if isinstance(d, bool) or not isinstance(d, int | np.integer):
+            raise InvalidInputError(f"input {name!r}: shape[{i}] is {d!r}; dimensions are integers", field=name)
+        d = int(d)
+        if d < 0:
+            raise InvalidInputError(
+                f"input {name!r} has shape {list(shape)}: dimension {i} is {d}; dimensions of a request must "
+                "be 0 or more (-1 means 'any' only in model metadata)",
+                field=name,
+            )
+        dims.append(d)
+    values = 1
+    for d in dims:
+        values *= d  # Python ints: no overflow however large the client's numbers
+    if values > max_rows * max(n_features, 1):
+        raise PayloadTooLargeError(
+            f"input {name!r} has shape {dims}: {values} values; at most {max_rows} rows of {n_features} "
+            "values are allowed per request",
+            field=name,
+        )
+    return dims
 
 
 def _to_float(data: Any, what: str, datatype: str | None) -> np.ndarray:
@@ -333,9 +373,11 @@ def decode_v2(
     if not schema.is_numeric:
         return _decode_v2_columns(inputs, schema, max_rows=max_rows)
     f = schema.n_features
+    # Every declared dimension is checked (>= 0, bounded product) before any array is allocated.
+    shapes = [check_shape(i.name, i.shape, max_rows=max_rows, n_features=f) for i in inputs]
     first = inputs[0]
     if len(inputs) == 1 and (schema.is_tensor or first.name not in schema.index):
-        shape = [int(d) for d in first.shape]
+        shape = shapes[0]
         if len(shape) != 2 or shape[1] != f:
             raise InvalidInputError(
                 f"input {first.name!r} has shape {shape}; expected [N, {f}] (one row per instance, "
@@ -343,12 +385,12 @@ def decode_v2(
                 "per column",
                 field=first.name,
             )
+        _check_rows(shape[0], max_rows, first.name)
         arr = _to_float(first.data, first.name, first.datatype)
         if arr.size != shape[0] * shape[1]:
             raise InvalidInputError(
                 f"input {first.name!r} declares shape {shape} but holds {arr.size} values", field=first.name
             )
-        _check_rows(shape[0], max_rows)
         x = np.ascontiguousarray(arr.reshape(shape))
         _check_values(x, schema, allow_nan=allow_nan)
         return x
@@ -370,15 +412,14 @@ def decode_v2(
         raise InvalidInputError(f"missing input column(s) {', '.join(map(repr, missing))}", field=missing[0])
     n_rows = None
     x = None
-    for inp in inputs:
-        shape = [int(d) for d in inp.shape]
+    for inp, shape in zip(inputs, shapes, strict=True):
         if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
             raise InvalidInputError(
                 f"input {inp.name!r} has shape {shape}; a column input must be [N] or [N, 1]", field=inp.name
             )
         if n_rows is None:
             n_rows = shape[0]
-            _check_rows(n_rows, max_rows)
+            _check_rows(n_rows, max_rows, inp.name)
             x = np.empty((n_rows, f), dtype=np.float64)
         elif shape[0] != n_rows:
             raise InvalidInputError(

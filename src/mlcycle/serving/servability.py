@@ -16,7 +16,9 @@ The checks, in order:
 
 1. **Load** the version through exactly the predictor's code (:func:`mlcycle.serving.load_model`),
    treating any warning scikit-learn raises while unpickling (``InconsistentVersionWarning``) as a
-   failure: a warning at load is a wrong answer waiting to happen.
+   failure: a warning at load is a wrong answer waiting to happen. Then compile it as the predictor
+   does (:func:`mlcycle.serving.compiled.compile_loaded`; ``details["runtime"]`` says which path
+   serves, ``details["compile"]`` why), so the replay checks the path that will answer requests.
 2. **Metadata**: the signature maps to v2 model metadata (:func:`mlcycle.serving.schema.v2_metadata`).
 3. **Replay**: the saved input example goes through the v2 decoder and :func:`mlcycle.serving.predict`.
    It is compared with the model's own predictions at training time when they are stored: the
@@ -42,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from mlcycle.config import Settings
-from mlcycle.errors import MlcycleError, ModelNotFoundError, ModelNotServableError
+from mlcycle.errors import MlcycleError, ModelNotFoundError, ModelNotServableError, RegistryUnavailableError
+from mlcycle.registry import store
 from mlcycle.serving.requirements import compare_requirements  # noqa: F401 - re-exported (stable interface)
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,12 @@ def _expected_from_reference(loaded: Any) -> tuple[np.ndarray, np.ndarray] | Non
     return frame_to_array(frame, loaded.schema), frame["prediction"].to_numpy()
 
 
+def reference_sample(loaded: Any) -> np.ndarray | None:
+    """The training run's reference rows (up to :data:`MAX_REFERENCE_ROWS`) as a float array, if logged."""
+    reference = _expected_from_reference(loaded)
+    return None if reference is None else reference[0]
+
+
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
@@ -132,7 +141,7 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             loaded = load_model(model_uri, settings)
-    except ModelNotFoundError:
+    except (ModelNotFoundError, RegistryUnavailableError):
         raise
     except ModelNotServableError as e:
         report.fail(e.message)
@@ -141,6 +150,8 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
         report.fail(f"cannot load: {e.message}")
         return report
     except Exception as e:  # noqa: BLE001 - any load failure means "not servable"; the cause is reported
+        if store.is_transient(e):  # an outage of the registry or S3 is no verdict on the model
+            raise RegistryUnavailableError(f"cannot check {model_uri}: the registry is unavailable: {e}") from e
         log.warning("servability: loading %s failed", model_uri, exc_info=True)
         report.fail(f"cannot load: {type(e).__name__}: {e}")
         return report
@@ -153,6 +164,15 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
         report.fail(f"loading warns: {type(w.message).__name__}: {str(w.message).splitlines()[0]}")
     report.details["version"] = loaded.version
     report.details["features"] = list(loaded.schema.columns)
+
+    # 1b. compile as the predictor will (a model that does not compile serves through scikit-learn: not a
+    # failure); the replay below then checks the path that will really serve
+    if settings.serving_compile:
+        from mlcycle.serving.compiled import compile_loaded
+
+        compile_loaded(loaded)
+    report.details["runtime"] = loaded.runtime
+    report.details["compile"] = loaded.compile_note
 
     # 2. signature -> v2 metadata
     try:
@@ -170,6 +190,8 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
     try:
         example = load_input_example(loaded)
     except Exception as e:  # noqa: BLE001 - an unreadable example fails the check, with its cause
+        if store.is_transient(e):
+            raise RegistryUnavailableError(f"cannot check {model_uri}: the registry is unavailable: {e}") from e
         example = None
         report.fail(f"input example cannot be read: {type(e).__name__}: {e}")
     if example is None:

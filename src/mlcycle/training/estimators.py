@@ -21,6 +21,7 @@ class EstimatorSpec:
     defaults: Mapping[str, Any]
     search_space: Mapping[str, list[Any]]
     skops_trusted_types: tuple[str, ...] = field(default=())
+    build_regressor: Callable[[dict[str, Any]], Any] | None = None
 
 
 def _random_forest(params: dict[str, Any]):
@@ -33,6 +34,18 @@ def _hist_gradient_boosting(params: dict[str, Any]):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(**params)
+
+
+def _random_forest_regressor(params: dict[str, Any]):
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(**params)
+
+
+def _hist_gradient_boosting_regressor(params: dict[str, Any]):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(**params)
 
 
 def _logistic_regression(params: dict[str, Any]):
@@ -50,6 +63,7 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
         search_space={"n_estimators": [50, 100, 200], "max_depth": [4, 8, 12, None],
                       "min_samples_leaf": [1, 2, 4]},
         skops_trusted_types=("sklearn.tree._tree.Tree",),
+        build_regressor=_random_forest_regressor,
     ),
     "hist_gradient_boosting": EstimatorSpec(
         build=_hist_gradient_boosting,
@@ -57,6 +71,7 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
         search_space={"max_iter": [50, 100, 200], "learning_rate": [0.03, 0.1, 0.3],
                       "max_leaf_nodes": [15, 31, 63]},
         skops_trusted_types=("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",),
+        build_regressor=_hist_gradient_boosting_regressor,
     ),
     "logistic_regression": EstimatorSpec(
         build=_logistic_regression,
@@ -95,17 +110,24 @@ def coerce_param(value: str) -> Any:
     return value
 
 
-def build_estimator(model_type: str, params: Mapping[str, Any] | None = None):
-    """Build an unfitted estimator of ``model_type`` with defaults overridden by ``params``.
+def build_estimator(model_type: str, params: Mapping[str, Any] | None = None, task: str = "classification"):
+    """Build an unfitted estimator of ``model_type`` for ``task`` with defaults overridden by ``params``.
 
     Raises:
-        InvalidInputError: unknown model type, or a hyperparameter the estimator does not take
-            (``field`` names it).
+        InvalidInputError: unknown model type, one without a regressor, or a hyperparameter the estimator
+            does not take (``field`` names it).
     """
     spec = get_spec(model_type)
     merged = {**spec.defaults, **(params or {})}
+    build = spec.build
+    if task == "regression":
+        if spec.build_regressor is None:
+            regressors = ", ".join(n for n, s in sorted(ESTIMATORS.items()) if s.build_regressor)
+            raise InvalidInputError(f"{model_type} is a classifier only; for regression choose {regressors}",
+                                    field="model_type")
+        build = spec.build_regressor
     try:
-        return spec.build(merged)
+        return build(merged)
     except TypeError as e:
         raise InvalidInputError(f"{model_type}: {e}", field="params") from e
 

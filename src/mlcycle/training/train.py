@@ -1,4 +1,4 @@
-"""Training: one MLflow run per training, with params, metrics, lineage tags, the model and its signature.
+"""Training: one MLflow run per trainer call, with params, metrics, lineage tags, the model and its signature.
 
 The run also stores a reference sample of the training data (with the model's predictions on it) for
 drift monitoring later; see ``docs/contracts.md``.
@@ -17,7 +17,19 @@ import pandas as pd
 from mlcycle import __version__
 from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError
-from mlcycle.training.estimators import build_estimator, check_params, get_spec
+from mlcycle.training.estimators import check_params
+from mlcycle.training.flavors import LIGHTGBM, PYFUNC, SERIALIZATION, Scorer, log_model, model_kind
+from mlcycle.training.trainers import (
+    CLASSIFICATION,
+    REGRESSION,
+    Trainer,
+    TrainerError,
+    builtin_ref,
+    load_trainer,
+    resolve_task,
+    search,
+    search_metric,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +45,27 @@ class TrainingRequest:
 
     Attributes:
         experiment: MLflow experiment name (the team-qualified model name).
-        model_type: estimator name (see ``mlcycle.training.estimators``).
-        params: hyperparameters overriding the estimator's defaults.
-        n_trials: random-search trials over the estimator's search space (0 = none).
+        model_type: built-in estimator name (see ``mlcycle.training.estimators``), used when ``trainer`` is empty.
+        trainer: the user's trainer, ``package.module:function`` (see ``mlcycle.training.trainers``).
+        task: ``classification`` or ``regression``; empty: inferred from the target.
+        params: parameters passed to the trainer (over its defaults).
+        n_trials: random-search trials over the trainer's search space (0 = none).
         seed: seed for the search and the reference sample.
         tags: extra run tags (team, pipeline run id, dataset, data hash...).
     """
 
     experiment: str
     model_type: str = "random_forest"
+    trainer: str = ""
+    task: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     n_trials: int = 0
     seed: int = 0
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def trainer_ref(self) -> str:
+        return self.trainer or builtin_ref(self.model_type)
 
 
 @dataclass(frozen=True)
@@ -54,31 +74,15 @@ class TrainingResult:
     model_uri: str
     params: dict[str, Any]
     search_score: float | None
+    task: str = CLASSIFICATION
+    trainer: str = ""
+    flavor: str = ""
 
 
 def features_and_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
     if target not in frame.columns:
         raise InvalidInputError(f"target column {target!r} is missing", field=target)
     return frame.drop(columns=[target]), frame[target]
-
-
-def search_hyperparameters(model_type: str, base_params: Mapping[str, Any], X: pd.DataFrame, y: pd.Series,
-                           *, n_trials: int, seed: int) -> tuple[dict[str, Any], float, list[dict]]:
-    """Random search with 3-fold cross-validated macro F1; returns the best params, score and all trials."""
-    from sklearn.model_selection import ParameterSampler, StratifiedKFold, cross_val_score
-
-    spec = get_spec(model_type)
-    space = {k: v for k, v in spec.search_space.items() if k not in base_params}
-    folds = StratifiedKFold(n_splits=min(3, int(y.value_counts().min())), shuffle=True, random_state=seed)
-    trials: list[dict] = []
-    candidates = list(ParameterSampler(space, n_iter=n_trials, random_state=seed)) if space else [{}]
-    for sampled in candidates:
-        params = {**base_params, **sampled}
-        score = float(np.mean(cross_val_score(build_estimator(model_type, params), X, y, cv=folds,
-                                              scoring="f1_macro")))
-        trials.append({"params": params, "score": score})
-    best = max(trials, key=lambda t: t["score"])
-    return dict(best["params"]), best["score"], trials
 
 
 def reference_sample(frame: pd.DataFrame, model, target: str, *, seed: int,
@@ -90,66 +94,109 @@ def reference_sample(frame: pd.DataFrame, model, target: str, *, seed: int,
     return sample
 
 
+def _trainer_code_paths(trainer: Trainer) -> list[str] | None:
+    """The trainer's top-level package (or module file), shipped with a PythonModel so it loads anywhere."""
+    import importlib
+
+    module_name = trainer.ref.partition(":")[0]
+    source = getattr(importlib.import_module(module_name), "__file__", None)
+    if not source:
+        return None
+    from pathlib import Path
+
+    path = Path(source)
+    depth = module_name.count(".")
+    return [str(path.parents[depth]) if depth else str(path)]
+
+
 def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, settings: Settings
                 ) -> TrainingResult:
-    """Fit the requested estimator on ``train`` and record everything in one MLflow run.
+    """Call the trainer on ``train`` and record everything in one MLflow run.
+
+    Built-in estimators and a user's trainer take exactly this path: fit, log with the model's flavor,
+    signature from the training frame and the model's output, input example, reference sample, lineage.
 
     Raises:
-        InvalidInputError: unknown model type or hyperparameter (``field`` names it), or no target.
+        InvalidInputError: unknown model type, hyperparameter or task (``field`` names it), or no target.
+        TrainerError: the trainer raised, returned nothing loggable, or its model cannot predict its own
+            training rows (the message names the trainer and the cause).
     """
     import mlflow
     from mlflow.models import infer_signature
 
     from mlcycle.tracking import ensure_experiment
 
-    get_spec(request.model_type)
-    check_params(request.model_type, request.params)
+    if not request.trainer:
+        check_params(request.model_type, request.params)
+    trainer = load_trainer(request.trainer_ref)
     X, y = features_and_target(train, target)
+    task = resolve_task(request.task, y)
 
-    # The search varies what the user did not set; the estimator's defaults fill in the rest.
+    # The search varies what the user did not set; the trainer's defaults fill in the rest.
     chosen = dict(request.params)
     search_score = None
     trials: list[dict] = []
+    metric = search_metric(task)
     if request.n_trials > 0:
-        chosen, search_score, trials = search_hyperparameters(
-            request.model_type, chosen, X, y, n_trials=request.n_trials, seed=request.seed)
-    params = dict(get_spec(request.model_type).defaults) | chosen
-    model = build_estimator(request.model_type, params).fit(X, y)
+        chosen, search_score, trials = search(trainer, train, target, chosen, task, n_trials=request.n_trials,
+                                              seed=request.seed)
+        if task == REGRESSION:
+            search_score = -search_score
+            trials = [{**t, "score": -t["score"]} for t in trials]
+    params = dict(trainer.defaults) | chosen
+    fitted = trainer.train(train, target, params, task)
+    kind = model_kind(fitted, trainer.ref)
+    scorer = Scorer(fitted, kind, trainer.ref)
+    predicted = scorer.predict(X)
 
     experiment_id = ensure_experiment(request.experiment, settings)
     tags = {
-        "mlcycle.model_type": request.model_type,
+        "mlcycle.model_type": trainer.name,
+        "mlcycle.trainer": trainer.ref,
+        "mlcycle.trainer_code_version": trainer.code_version,
+        "mlcycle.task": task,
+        "mlcycle.flavor": kind,
+        "mlcycle.serialization": SERIALIZATION[kind] if not (kind == LIGHTGBM and type(fitted).__name__ == "Booster")
+        else "lightgbm-text",
         "mlcycle.target": target,
         "mlcycle.code_version": __version__,
         "mlcycle.team": settings.team,
         **request.tags,
     }
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
-        mlflow.log_params({k: v for k, v in params.items()} | {"model_type": request.model_type,
-                                                                 "n_trials": request.n_trials})
+        mlflow.log_params({k: _param_value(v) for k, v in params.items()}
+                          | {"model_type": trainer.name, "n_trials": request.n_trials, "task": task})
+        if task == CLASSIFICATION:
+            train_metrics = {"train_accuracy": float((predicted == y.to_numpy()).mean())}
+        else:
+            train_metrics = {"train_rmse": float(np.sqrt(np.mean((predicted.astype(float) - y.to_numpy()) ** 2)))}
         mlflow.log_metrics({
-            "train_accuracy": float((model.predict(X) == y.to_numpy()).mean()),
+            **train_metrics,
             "train_rows": float(len(train)),
-            **({"search_f1_macro": search_score} if search_score is not None else {}),
+            **({f"search_{metric}": search_score} if search_score is not None else {}),
         })
         for i, trial in enumerate(trials):
-            mlflow.log_metric("search_trial_f1_macro", trial["score"], step=i)
-        example = X.head(5)
-        info = mlflow.sklearn.log_model(
-            model,
-            name=MODEL_ARTIFACT,
-            signature=infer_signature(X, model.predict(X)),
-            input_example=example,
-            skops_trusted_types=list(get_spec(request.model_type).skops_trusted_types),
-        )
+            mlflow.log_metric(f"search_trial_{metric}", trial["score"], step=i)
+        try:
+            info = log_model(fitted, kind, trainer.ref, name=MODEL_ARTIFACT, signature=infer_signature(X, predicted),
+                             input_example=X.head(5), trusted=trainer.skops_trusted_types,
+                             code_paths=_trainer_code_paths(trainer) if kind == PYFUNC else None)
+        except InvalidInputError:
+            raise
+        except Exception as e:
+            raise TrainerError(trainer.ref, f"MLflow cannot log the {kind} model: {type(e).__name__}: {e}") from e
         # MLflow 3 stores the model as a LoggedModel (models:/m-...), not under the run's artifacts:
         # record its URI on the run so later steps register and load exactly that model.
         mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
-        reference = reference_sample(train, model, target, seed=request.seed)
+        reference = reference_sample(train, scorer, target, seed=request.seed)
         _log_table(reference, REFERENCE_ARTIFACT)
-        log.info("trained %s in run %s", request.model_type, run.info.run_id)
+        log.info("trained %s (%s, %s) in run %s", trainer.ref, task, kind, run.info.run_id)
     return TrainingResult(run_id=run.info.run_id, model_uri=info.model_uri, params=params,
-                          search_score=search_score)
+                          search_score=search_score, task=task, trainer=trainer.ref, flavor=kind)
+
+
+def _param_value(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
 
 
 def _log_table(frame: pd.DataFrame, artifact_file: str) -> None:

@@ -55,7 +55,10 @@ def test_approval_lets_the_rerun_deploy_and_revocation_refuses_again(protected):
 
 
 def test_local_promote_is_refused_without_approval_for_prod(protected):
+    from tests.release_helpers import mark_releasable
+
     settings = load_settings()
+    mark_releasable(protected, NAME, "2")
     protected.set_registered_model_alias(NAME, "champion", "1")
     protected.set_registered_model_alias(NAME, "challenger", "2")
     with pytest.raises(ApprovalRequiredError, match="has no approval for prod.*mlcycle approve models:/team-a.wine/2"):

@@ -64,8 +64,8 @@ def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlc
     first = train_and_gate(settings, splits, model_type="logistic_regression", params={"C": 0.001})
     assert first.promote and first.version == "1"
     assert MlflowClient().get_model_version(NAME, "1").tags["mlcycle.card"].endswith("/model_card/v1/card.md")
-    lifecycle.promote_if_passed(NAME, "1")
-    approvals.approve(NAME, "1", "prod", "first model", by="alice")
+    approvals.approve(NAME, "1", "prod", "first model", by="alice")  # prod serves champion: approval first
+    assert lifecycle.promote_if_passed(NAME, "1", settings=settings).moved
     assert deploy_after_gate(NAME, "1", "prod", team="team-a", settings=settings, api=api)["action"] == "created"
 
     # v2: better, held as challenger, approved, canary in prod, analysed, promoted, then rolled back.
@@ -84,8 +84,8 @@ def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlc
         ("1", "registered"),
         ("1", "gate.decision"),
         ("1", "alias.moved"),  # challenger
-        ("1", "alias.moved"),  # champion
         ("1", "approval.granted"),
+        ("1", "alias.moved"),  # champion
         ("1", "deploy.created"),
         ("2", "registered"),
         ("2", "gate.decision"),
@@ -94,8 +94,8 @@ def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlc
         ("2", "deploy.canary"),
         ("2", "canary.analysis"),
         ("2", "deploy.promoted"),
-        ("2", "promotion.promote"),
-        ("2", "promotion.rollback"),
+        ("2", "alias.moved"),  # champion (mlcycle promote)
+        ("1", "alias.moved"),  # champion back (mlcycle rollback): the event is on the version that holds it
     ]
     events = audit.timeline(NAME)
     assert [e.at for e in events] == sorted(e.at for e in events)
@@ -107,8 +107,9 @@ def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlc
         "inference_service": "team-a/wine",
         "replaces": "1",
     }
-    assert by_action[("2", "promotion.rollback")].details["to"] == "1"
-    assert by_action[("2", "promotion.rollback")].by == "bob"
+    promoted, rolled_back = events[-2], events[-1]
+    assert (promoted.details["alias"], promoted.details["from"], promoted.details["to"]) == ("champion", "1", "2")
+    assert (rolled_back.details["kind"], rolled_back.details["to"], rolled_back.by) == ("rollback", "1", "bob")
     assert by_action[("1", "registered")].by == "pipeline:run-1"
 
     # The CLI prints the same timeline, as JSON too.
@@ -120,7 +121,7 @@ def test_the_timeline_lists_every_step_in_order_and_the_card_has_the_numbers(mlc
     assert [(e["version"], e["action"]) for e in printed] == steps
     assert main(["audit", "wine"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(steps) and "promotion.rollback" in lines[-1] and "by bob" in lines[-1]
+    assert len(lines) == len(steps) and "kind=rollback" in lines[-1] and "by bob" in lines[-1]
 
     # The card of v2 shows the numbers recorded for it.
     run = MlflowClient().get_run(MlflowClient().get_model_version(NAME, "2").run_id)
@@ -166,11 +167,13 @@ def test_two_writers_with_the_same_sequence_number_both_stay(registry, monkeypat
 
 
 def test_a_refused_champion_move_is_in_the_trail_too(registry):
-    from mlcycle.registry import versions
+    from mlcycle import release
+    from tests.release_helpers import mark_releasable
 
-    versions.set_champion(NAME, "1", reason="first", moved_by="alice")
-    moved = versions.move_champion(NAME, "2", expected_current=None, reason="gate passed", moved_by="ci")
-    assert not moved.moved
+    mark_releasable(registry, NAME, "1", "2")
+    assert release.promote_version(NAME, "1", expected_current=None, reason="first", by="alice").moved
+    moved = release.promote_version(NAME, "2", expected_current=None, reason="gate passed", by="ci")
+    assert not moved.moved and moved.refused == release.RACE
     (refused,) = [e for e in audit.timeline(NAME) if e.action == "alias.move_refused"]
     assert (refused.version, refused.by) == ("2", "ci") and "champion moved to v1" in refused.details["reason"]
     assert [(e.version, e.action, e.details.get("to")) for e in audit.timeline(NAME)][0] == ("1", "alias.moved", "1")

@@ -41,10 +41,34 @@ def test_incomparable_champion_falls_back_to_the_floor():
     assert decision.promote and "not comparable" in decision.reason
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [({"metric": "r2"}, "gate_metric"),
+@pytest.mark.parametrize(("kwargs", "field"), [({"metric": "mape"}, "gate_metric"),
                                                ({"min_improvement": -1}, "min_improvement"),
                                                ({"floor": float("inf")}, "floor")])
 def test_bad_policies_are_named(kwargs, field):
     with pytest.raises(InvalidInputError) as e:
         GatePolicy(**kwargs)
     assert e.value.field == field
+
+
+def test_rmse_lower_is_better_and_its_floor_is_a_maximum():
+    from mlcycle.registry.gate import policy_for
+
+    policy = policy_for("regression", "rmse", 60.0)
+    assert policy.lower_is_better
+    assert decide(policy, {"rmse": 50.0}, {"rmse": 55.0}, "1").promote
+    worse = decide(policy, {"rmse": 58.0}, {"rmse": 55.0}, "1")
+    assert not worse.promote and "does not beat champion v1" in worse.reason
+    over = decide(policy, {"rmse": 61.0}, None)
+    assert not over.promote and "floor (rmse <= 60.0)" in over.reason
+
+
+def test_each_task_has_its_default_metric_and_floor():
+    from mlcycle.registry.gate import policy_for
+
+    assert (policy_for("regression").metric, policy_for("regression").floor) == ("rmse", None)
+    assert decide(policy_for("regression"), {"rmse": 1e6}, None).promote  # no floor on an unbounded error
+    assert (policy_for("regression", "r2").floor, policy_for("classification").metric) == (0.0, "f1_macro")
+    assert policy_for("classification", "", "0.7").floor == 0.7
+    with pytest.raises(InvalidInputError, match="rmse' is a regression metric") as e:
+        policy_for("classification", "rmse")
+    assert e.value.field == "gate_metric"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -61,23 +62,43 @@ def test_a_failing_batch_fails_only_its_requests():
     assert all(isinstance(results[i], Prediction) for i in range(10) if i not in failed)
 
 
-def test_max_wait_holds_a_batch_open():
+def test_max_wait_holds_a_batch_open_under_load_only():
     calls: list[int] = []
+    gate = threading.Event()
 
     def fn(x):
+        if not calls:
+            gate.wait(5)  # the first call is slow: two requests queue behind it (load)
         calls.append(len(x))
         return Prediction(x[:, 0])
 
     async def main():
-        batcher = AdaptiveBatcher(fn, max_rows=100, max_wait_s=0.2)
-        first = asyncio.create_task(batcher.submit(np.ones((1, 1))))
+        batcher = AdaptiveBatcher(fn, max_rows=100, max_wait_s=0.2, inline_below_s=0.0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = asyncio.create_task(batcher.submit(np.ones((1, 1))))  # idle: goes at once
         await asyncio.sleep(0.02)
-        second = asyncio.create_task(batcher.submit(np.ones((1, 1))))
-        await asyncio.gather(first, second)
+        queued = [asyncio.create_task(batcher.submit(np.ones((1, 1)))) for _ in range(2)]
+        await asyncio.sleep(0.02)
+        gate.set()
+        await asyncio.gather(first, *queued)  # the 2 queued ones are one call: the server is now loaded
+        assert loop.time() - started < 0.15  # nobody waited max_wait_s so far
+        t0 = loop.time()
+        held = asyncio.create_task(batcher.submit(np.ones((1, 1))))  # under load: held open for more
+        await asyncio.sleep(0.05)
+        late = asyncio.create_task(batcher.submit(np.ones((1, 1))))
+        await asyncio.gather(held, late)
+        assert loop.time() - t0 >= 0.05
+        t1 = loop.time()
+        await batcher.submit(np.ones((1, 1)))  # the last call combined 2: still waits, alone, then
+        assert loop.time() - t1 >= 0.15
+        t2 = loop.time()
+        await batcher.submit(np.ones((1, 1)))  # ... the previous call served 1 request: idle again
+        assert loop.time() - t2 < 0.1
         await batcher.close()
 
     asyncio.run(main())
-    assert calls == [2]
+    assert calls == [1, 2, 2, 1, 1]
 
 
 def test_bad_settings_are_refused():
@@ -103,3 +124,23 @@ def test_cheap_calls_run_on_the_event_loop_and_slow_ones_on_a_thread():
     threads.clear()
     asyncio.run(main(AdaptiveBatcher(fn, inline_below_s=0.0, name="slow")))
     assert all(t.startswith("predict-slow") for t in threads)
+
+
+def test_the_cost_that_decides_is_the_calls_own_not_the_hand_off():
+    """A cheap model whose first call went to the thread moves to the event loop even when the loop is
+    busy as the call returns: the hand-off and the loop's delay (which grow with load) are not its cost."""
+    threads: list[str] = []
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def fn(x):
+        threads.append(threading.current_thread().name)
+        loops[0].call_soon_threadsafe(time.sleep, 0.02)  # the loop is busy for 20 ms as this call returns
+        return Prediction(x[:, 0])
+
+    async def main(batcher):
+        loops.append(asyncio.get_running_loop())
+        for _ in range(3):
+            await batcher.submit(np.ones((1, 1)))
+
+    asyncio.run(main(AdaptiveBatcher(fn, inline_below_s=0.005, name="cheap")))
+    assert threads[0].startswith("predict-cheap") and threads[1:] == ["MainThread", "MainThread"]

@@ -293,3 +293,20 @@ def test_a_stuck_store_never_blocks_the_caller(tmp_path):
         release.set()
     logger.close()
     assert logger.written == 5
+
+
+def test_a_failed_write_is_retried_before_its_rows_count_as_dropped(tmp_path):
+    logger = PayloadLogger(tmp_path, flush_seconds=3600, write_attempts=3, retry_wait_s=0.01)
+    real_write, calls = logger._store.write, []
+
+    def flaky_write(*args):
+        calls.append(args[1])
+        if len(calls) < 3:
+            raise OSError("storage hiccup")
+        real_write(*args)
+
+    logger._store.write = flaky_write
+    assert log_one(logger, "r", 2)
+    logger.close()
+    assert len(calls) == 3 and len(set(calls)) == 1  # the same file, tried three times
+    assert logger.written == 2 and logger.dropped == 0

@@ -213,6 +213,9 @@ def test_servability_ok(wine_env):
     assert servability_tag(report) == "ok"
     assert report.details["compared_with"] == "pyfunc"
     assert report.details["requirements"]["scikit-learn"]["model"]
+    # the forest is checked as it will serve: compiled, replayed through the compiled path
+    assert report.details["runtime"] == "onnxruntime", report.details["compile"]
+    assert report.details["compile"].startswith("onnxruntime: reproduced RandomForestClassifier on ")
 
 
 def test_servability_reports_requirement_mismatch():
@@ -293,16 +296,19 @@ def test_promote_and_rollback(wine_models, tmp_path, monkeypatch):
     settings = load_settings()
     tracking.configure(settings)
     try:
+        from tests.release_helpers import mark_releasable
+
         client = MlflowClient()
         with pytest.raises(InvalidInputError, match="nothing to roll back"):
             rollback("wine", settings)
+        mark_releasable(client, "wine", "2")
         move = promote("wine", settings, by="alice", reason="canary looks good")
         assert (move.previous, move.current) == ("1", "2")
         assert str(client.get_model_version_by_alias("wine", "champion").version) == "2"
         tags = client.get_model_version("wine", "2").tags
         assert tags[TAG_PREVIOUS] == "1" and tags[TAG_BY] == "alice"
-        with pytest.raises(InvalidInputError, match="already is the champion"):
-            promote("wine", settings)
+        again = promote("wine", settings)  # promoting the champion again changes nothing
+        assert (again.previous, again.current) == ("2", "2")
         back = rollback("wine", settings, by="bob")
         assert (back.previous, back.current) == ("2", "1")
         assert str(client.get_model_version_by_alias("wine", "champion").version) == "1"

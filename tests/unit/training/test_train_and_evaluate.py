@@ -4,7 +4,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlcycle import lifecycle
-from mlcycle.errors import InvalidInputError
 from mlcycle.registry.gate import GatePolicy
 from mlcycle.registry.versions import alias_version
 from mlcycle.training.evaluate import score_model
@@ -62,12 +61,14 @@ def test_evaluation_scores_champion_on_the_same_holdout_and_gate_keeps_the_bette
     rejected = lifecycle.register_and_gate(weak.run_id, name, GatePolicy(), mlcycle_home)
     assert not rejected.promote
     assert alias_version(name, "champion") == outcome.version
-    assert alias_version(name, "challenger") == rejected.version
+    # challenger is the newest version that passed the gate: a rejected one never gets it (issue 13).
+    assert alias_version(name, "challenger") == outcome.version
     tags = MlflowClient().get_model_version(name, rejected.version).tags
     assert tags["mlcycle.gate.decision"] == "reject"
     assert "does not beat champion" in tags["mlcycle.gate.reason"]
-    with pytest.raises(InvalidInputError, match="did not pass the gate"):
-        lifecycle.promote_if_passed(name, rejected.version)
+    refused = lifecycle.promote_if_passed(name, rejected.version)
+    assert not refused.moved and refused.refused == "gate", refused
+    assert alias_version(name, "champion") == outcome.version
     artifacts = {a.path for a in MlflowClient().list_artifacts(weak.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/confusion_matrix.json"} <= artifacts
 

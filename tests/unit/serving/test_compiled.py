@@ -1,0 +1,147 @@
+"""Compiled tree ensembles (mlcycle.serving.compiled): parity with the model, or a fallback with its reason.
+
+Every kind the module compiles, on both bundled data sets, as classifier and regressor: the compiled
+predictor must reproduce the model on every row of the data set (not only the rows it was checked on),
+labels identical and outputs within 1e-6. Which backend serves each kind is pinned: ONNX Runtime
+(float32) for classifiers, Treelite (float64) where float32 cannot reproduce a regressor, and XGBoost
+regressors (float32 in XGBoost itself, summed in another order) fall back with the reason.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import lightgbm
+import numpy as np
+import pytest
+import xgboost
+from sklearn import ensemble
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mlcycle.serving.compiled import TOLERANCE, CompiledPredictor, NotCompiled, compile_for_serving
+
+N = 30  # trees: enough for real ensembles, small enough for a fast test
+
+KINDS = {
+    "RandomForest": (
+        lambda: ensemble.RandomForestClassifier(N, max_depth=8, random_state=0),
+        lambda: ensemble.RandomForestRegressor(N, max_depth=8, random_state=0),
+    ),
+    "ExtraTrees": (
+        lambda: ensemble.ExtraTreesClassifier(N, max_depth=8, random_state=0),
+        lambda: ensemble.ExtraTreesRegressor(N, max_depth=8, random_state=0),
+    ),
+    "GradientBoosting": (
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=N, random_state=0),
+        lambda: ensemble.GradientBoostingRegressor(n_estimators=N, random_state=0),
+    ),
+    "HistGradientBoosting": (
+        lambda: ensemble.HistGradientBoostingClassifier(max_iter=N, random_state=0),
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=N, random_state=0),
+    ),
+    "LightGBM": (
+        lambda: lightgbm.LGBMClassifier(n_estimators=N, verbose=-1),
+        lambda: lightgbm.LGBMRegressor(n_estimators=N, verbose=-1),
+    ),
+    "XGBoost": (
+        lambda: xgboost.XGBClassifier(n_estimators=N, n_jobs=1),
+        lambda: xgboost.XGBRegressor(n_estimators=N, n_jobs=1),
+    ),
+}
+# the backend that reproduces each kind (None: not compiled, served by the model itself)
+EXPECTED = {("classifier", k): "onnxruntime" for k in KINDS} | {("regressor", k): "treelite" for k in KINDS}
+EXPECTED["regressor", "XGBoost"] = None
+
+DATASETS = {"wine": load_wine, "breast_cancer": load_breast_cancer}
+
+
+def _data(name: str, task: str) -> tuple[np.ndarray, np.ndarray]:
+    ds = DATASETS[name]()
+    x = ds.data.astype(np.float64)
+    if task == "classifier":
+        return x, ds.target
+    # a regression target on the data set's scale (tens to hundreds): where float32 sums lose 1e-6
+    return x, ds.target * 10.0 + x[:, 0]
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_every_kind_reproduces_its_model_or_falls_back_with_the_reason(dataset, kind, task):
+    x, y = _data(dataset, task)
+    model = KINDS[kind][0 if task == "classifier" else 1]().fit(x, y)
+    example, reference = x[:5], x[::2]
+    result = compile_for_serving(model, [example, reference])
+    expected = EXPECTED[task, kind]
+    if expected is None:
+        assert isinstance(result, NotCompiled) and not result
+        assert "differ by up to" in result.reason and "onnxruntime" in result.reason and "treelite" in result.reason
+        return
+    assert isinstance(result, CompiledPredictor), getattr(result, "reason", "")
+    assert result.runtime == expected
+    assert result.checked_rows == len(example) + len(reference)
+    if expected == "treelite":  # why the faster backend was not kept
+        assert result.note.startswith("onnxruntime: predictions differ by up to")
+    # every row of the data set, most of which it was not checked on
+    if task == "classifier":
+        proba = result.predict_proba(x)
+        np.testing.assert_allclose(proba, model.predict_proba(x), rtol=0, atol=TOLERANCE)
+        np.testing.assert_array_equal(model.classes_[np.argmax(proba, axis=1)], model.predict(x))
+        assert proba.dtype == np.float64 and proba.shape == (len(x), len(model.classes_))
+    else:
+        out = result.predict(x)
+        np.testing.assert_allclose(out, model.predict(x), rtol=0, atol=TOLERANCE)
+        assert out.shape == (len(x),)
+    one = result.predict_proba(x[:1]) if task == "classifier" else result.predict(x[:1])
+    assert len(one) == 1
+
+
+def test_a_compiled_predictor_survives_pickling_into_a_worker_process():
+    x, y = _data("wine", "classifier")
+    model = ensemble.RandomForestClassifier(N, max_depth=6, random_state=0).fit(x, y)
+    compiled = compile_for_serving(model, [x[:10]])
+    assert compiled.runtime == "onnxruntime"
+    copy = pickle.loads(pickle.dumps(compiled))  # noqa: S301 - our own object, pickled in this test
+    np.testing.assert_array_equal(copy.predict_proba(x), compiled.predict_proba(x))
+    xr, yr = _data("wine", "regressor")
+    reg = ensemble.RandomForestRegressor(N, max_depth=6, random_state=0).fit(xr, yr)
+    compiled = compile_for_serving(reg, [xr[:10]])
+    assert compiled.runtime == "treelite"
+    copy = pickle.loads(pickle.dumps(compiled))  # noqa: S301 - our own object, pickled in this test
+    np.testing.assert_array_equal(copy.predict(xr), compiled.predict(xr))
+
+
+def test_a_model_that_the_compiled_form_does_not_reproduce_is_not_compiled():
+    x, y = _data("breast_cancer", "classifier")
+    model = ensemble.RandomForestClassifier(N, max_depth=6, random_state=0).fit(x, y)
+    honest = model.predict_proba
+    model.predict_proba = lambda rows: np.clip(honest(rows) + 1e-5, 0, 1)  # what the trees do not compute
+    result = compile_for_serving(model, [x[:5]])
+    assert isinstance(result, NotCompiled)
+    assert "onnxruntime: probabilities differ by up to" in result.reason
+    assert "treelite: probabilities differ by up to" in result.reason
+    assert result.runtime == "scikit-learn"
+
+
+def test_what_is_not_compiled_says_why():
+    x, y = _data("wine", "classifier")
+    logreg = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
+    assert "LogisticRegression is not a tree ensemble" in compile_for_serving(logreg, [x[:5]]).reason
+    forest = ensemble.RandomForestClassifier(5, random_state=0).fit(x, y)
+    assert "no input example or reference sample" in compile_for_serving(forest, []).reason
+    boosted = make_pipeline(StandardScaler(), lightgbm.LGBMClassifier(n_estimators=5, verbose=-1)).fit(x, y)
+    assert "a pipeline ending in LGBMClassifier" in compile_for_serving(boosted, [x[:5]]).reason
+
+
+def test_a_pipeline_whose_float32_scaling_moves_rows_across_thresholds_falls_back():
+    # skl2onnx converts the whole pipeline, but ONNX Runtime scales in float32: some wine rows then land
+    # on the other side of a split, and the check on the example rows catches it
+    x, y = _data("wine", "classifier")
+    pipe = make_pipeline(StandardScaler(), ensemble.RandomForestClassifier(N, max_depth=6, random_state=0)).fit(x, y)
+    result = compile_for_serving(pipe, [x])
+    assert isinstance(result, NotCompiled)
+    assert result.reason.startswith("RandomForestClassifier on 178 rows: onnxruntime: probabilities differ by up to")
+    assert "treelite" not in result.reason  # Treelite imports bare ensembles only
