@@ -93,7 +93,12 @@ class ServedVersion:
             max_wait_s=settings.serving_batch_max_wait_ms / 1000.0,
             name=f"{loaded.served_name}-{loaded.version}",
         )
-        meta = v2_metadata(loaded.schema, prediction_datatype=loaded.prediction_datatype, classes=loaded.classes)
+        meta = v2_metadata(
+            loaded.schema,
+            prediction_datatype=loaded.prediction_datatype,
+            classes=loaded.classes,
+            output_columns=loaded.output_columns,
+        )
         meta["parameters"] = {"runtime": loaded.runtime, "compile": loaded.compile_note or "off"}
         return cls(loaded, role, batcher, loaded.version or "1", meta, list(loaded.schema.columns))
 
@@ -343,7 +348,7 @@ class MlflowModel(Model):
         return {
             "name": self.name,
             "versions": sorted({v.version for v in self._versions.values()}, key=_version_key),
-            "platform": "mlflow-sklearn",
+            "platform": f"mlflow-{sv.loaded.fast_path}",
             **sv.metadata,
         }
 
@@ -474,13 +479,19 @@ class MlflowModel(Model):
             status = 200
         except MlcycleError as e:
             status = e.http_status
-            _refusals.refused(status, e.message)
+            if status >= 500:
+                log.error("failed with %d: %s", status, e.message)
+            else:
+                _refusals.refused(status, e.message)
             raise
         finally:
             rt.metrics.observe_request(
                 self.name, sv.version if sv else "", protocol, status, time.perf_counter() - start
             )
-        rt.metrics.count_predictions(self.name, sv.version, result.predictions)
+        preds = result.predictions
+        rt.metrics.count_predictions(
+            self.name, sv.version, preds, regression=sv.loaded.classes is None and preds.dtype.kind == "f"
+        )
         if log.isEnabledFor(logging.DEBUG):  # no per-request logging cost at INFO
             log.debug("answered %d rows over %s", len(result.predictions), protocol)
         if rt.payloads is not None:
@@ -503,7 +514,7 @@ class MlflowModel(Model):
                 protocol=protocol,
                 request_id=request_id,
                 inputs=x,  # the array as decoded; the logger splits columns in its writer thread
-                columns=sv.columns,
+                columns=list(x.columns) if hasattr(x, "columns") else sv.columns,
                 predictions=result.predictions,
                 probabilities=result.probabilities,
                 classes=result.classes,
@@ -574,38 +585,33 @@ def _requested_outputs(payload: dict) -> set[str] | None:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise InvalidInputError('"outputs" must be a list of {"name": ...}', field="outputs")
-    names = {o["name"] for o in outputs}
-    unknown = names - {"predictions", "probabilities"}
-    if unknown:
-        raise InvalidInputError(
-            f"unknown output(s) {', '.join(map(repr, sorted(unknown)))}; this model has 'predictions' and "
-            "'probabilities'",
-            field="outputs",
-        )
-    return names
+    return {o["name"] for o in outputs}
 
 
 def _jsonable(array: np.ndarray) -> Any:
     """Numeric arrays go to orjson as they are (``OPT_SERIALIZE_NUMPY``, no Python list); others as lists."""
     if array.dtype.kind in "biuf" and array.dtype.byteorder in "=|":
         return np.ascontiguousarray(array)
-    return array.tolist()
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in array.tolist()]
 
 
 def _v2_json_response(
     name: str, sv: ServedVersion, result: Prediction, request_id: str, wanted: set[str] | None
 ) -> dict[str, Any]:
-    preds = result.predictions
-    outputs = []
-    if wanted is None or "predictions" in wanted:
-        outputs.append(
-            {"name": "predictions", "shape": [len(preds)], "datatype": v2_datatype(preds), "data": _jsonable(preds)}
-        )
-    if result.probabilities is not None and (wanted is None or "probabilities" in wanted):
-        proba = result.probabilities
-        outputs.append(
-            {"name": "probabilities", "shape": list(proba.shape), "datatype": "FP64", "data": _jsonable(proba.ravel())}
-        )
+    available = result.outputs()
+    if wanted is not None:
+        unknown = wanted - set(available)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown output(s) {', '.join(map(repr, sorted(unknown)))}; this model has "
+                f"{', '.join(map(repr, available))}",
+                field="outputs",
+            )
+    outputs = [
+        {"name": k, "shape": list(v.shape), "datatype": v2_datatype(v), "data": _jsonable(v.ravel())}
+        for k, v in available.items()
+        if wanted is None or k in wanted
+    ]
     return {"id": request_id, "model_name": name, "model_version": sv.version, "outputs": outputs}
 
 
@@ -615,6 +621,9 @@ def _v1_response(name: str, sv: ServedVersion, result: Prediction) -> dict[str, 
         "model_name": name,
         "model_version": sv.version,
     }
+    if result.columns is not None:  # a DataFrame/dict output: one record per row, as MLflow's scoring server
+        cols = {k: v.tolist() for k, v in result.columns.items()}
+        body["predictions"] = [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
     if result.probabilities is not None:
         body["probabilities"] = _jsonable(result.probabilities)
         body["classes"] = result.classes.tolist()
@@ -622,11 +631,11 @@ def _v1_response(name: str, sv: ServedVersion, result: Prediction) -> dict[str, 
 
 
 def _v2_response(name: str, sv: ServedVersion, result: Prediction, request_id: str, from_grpc: bool) -> InferResponse:
-    preds = result.predictions
-    outputs = [InferOutput("predictions", [len(preds)], v2_datatype(np.asarray(preds)), data=preds)]
-    if result.probabilities is not None:
-        proba = np.ascontiguousarray(result.probabilities, dtype=np.float64)
-        outputs.append(InferOutput("probabilities", list(proba.shape), "FP64", data=proba))
+    outputs = []
+    for k, v in result.outputs().items():
+        datatype = v2_datatype(v)
+        data = np.ascontiguousarray(v) if datatype != "BYTES" else [str(e) for e in v.ravel().tolist()]
+        outputs.append(InferOutput(k, list(v.shape), datatype, data=data))
     return InferResponse(
         response_id=request_id, model_name=name, model_version=sv.version, infer_outputs=outputs, from_grpc=from_grpc
     )

@@ -76,6 +76,19 @@ class ModelNotFoundError(MlcycleError):
     http_status = 404
 
 
+class ModelPredictionError(MlcycleError):
+    """A model raised while predicting (not a client mistake MLflow or mlcycle recognised): HTTP 500,
+    with the exception's type and message."""
+
+    http_status = 500
+
+
+class ModelNotServableError(MlcycleError):
+    """A model cannot be served in this environment (its requirements do not hold): HTTP 503 not-ready."""
+
+    http_status = 503
+
+
 class ModelNotReadyError(MlcycleError):
     """The model exists but is not loaded yet, or is being replaced (HTTP 503)."""
 

@@ -8,8 +8,10 @@ predictor's own request validation); a chunk it refuses is split by :func:`mlcyc
 are the same bits. Nothing here re-implements loading, validation or prediction.
 
 Output (Parquet, one row per scored input row, in input order): the key columns, ``row`` (the row's
-0-based position in the input, header excluded), ``prediction``, ``proba_<class>`` per class for a
-classifier, ``model_name``, ``model_version`` and ``run_id`` (the MLflow run of this batch job).
+0-based position in the input, header excluded), ``prediction`` (a class label, a regressor's number,
+whatever the model returns per row) or, for a model that returns a DataFrame or dict,
+``prediction_<column>`` per returned column, ``proba_<class>`` per class for a classifier,
+``model_name``, ``model_version`` and ``run_id`` (the MLflow run of this batch job).
 
 Bad rows follow one rule, ``on_bad_rows``:
 
@@ -36,6 +38,7 @@ from mlcycle.config import Settings
 from mlcycle.errors import InvalidInputError
 from mlcycle.registry.uris import team_experiment
 from mlcycle.serving import LoadedModel, V2Input, check_rows, decode_v2, frame_to_array, load_model, predict
+from mlcycle.serving.schema import frame_to_input
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +244,16 @@ def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants,
     bad_rows: list[tuple[int, str]] = []
     bad_count = 0
     started, cpu_started = time.perf_counter(), time.process_time()
-    for chunk in iter_chunks(table, read, chunk_rows, numeric=loaded.schema.columns):
+    schema = loaded.schema
+    numeric = [c for c, t in zip(schema.columns, schema.types, strict=True) if t in NUMERIC_COLUMN_TYPES]
+    for chunk in iter_chunks(table, read, chunk_rows, numeric=numeric):
         n = len(chunk)
         offset = first_row + counts["read"]
         x, reasons = _validate(chunk, loaded.schema)
+        if x is None:  # a mixed-type chunk with bad rows: decode the good ones on their own
+            keep = np.flatnonzero(reasons == "")
+            x, _ = frame_to_input(chunk.iloc[keep].reset_index(drop=True), loaded.schema)
+            x = _Rows(x, keep, len(chunk))
         bad = reasons != "" if reasons is not None else None
         if bad is not None:
             where = np.flatnonzero(bad)
@@ -280,7 +289,21 @@ def _score_chunks(loaded, table, read, keys, on_bad_rows, chunk_rows, constants,
     return counts, time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def _validate(frame: pd.DataFrame, schema) -> tuple[np.ndarray, np.ndarray | None]:
+NUMERIC_COLUMN_TYPES = frozenset({"integer", "long", "float", "double"})
+
+
+class _Rows:
+    """The decoded good rows of a chunk, indexed by their positions in the chunk (``x[good]``)."""
+
+    def __init__(self, x, positions: np.ndarray, n: int) -> None:
+        self.x, self.positions, self.n = x, positions, n
+
+    def __getitem__(self, good: np.ndarray):
+        assert np.array_equal(good, self.positions)
+        return self.x
+
+
+def _validate(frame: pd.DataFrame, schema) -> tuple[Any, np.ndarray | None]:
     """The chunk's feature matrix, and every row's reason (``""`` if good) when any row is bad.
 
     The whole chunk first goes through the predictor's own request validation (:func:`decode_v2`, as a
@@ -288,6 +311,14 @@ def _validate(frame: pd.DataFrame, schema) -> tuple[np.ndarray, np.ndarray | Non
     reasons. Both apply the same rules, so a refused chunk always has a bad row; if not, the predictor's
     error is raised rather than scoring rows it would refuse.
     """
+    if not schema.is_numeric:
+        frame = frame.reset_index(drop=True)
+        for c, t in zip(schema.columns, schema.types, strict=True):
+            if t == "string" and c in frame.columns and frame[c].dtype.kind != "O":
+                # a CSV reader types a column of digits as numbers; the signature says text
+                frame[c] = frame[c].map(lambda v: v if v is None or v != v else str(v))
+        x, reasons = frame_to_input(frame, schema)
+        return x, (reasons.to_numpy() if reasons is not None else None)
     x = frame_to_array(frame, schema)
     if len(x) == 0:
         return x, None
@@ -308,16 +339,25 @@ def _output_table(loaded: LoadedModel, frame: pd.DataFrame, x: np.ndarray | None
     import pyarrow as pa
 
     n = len(frame)
+    outputs = None
     if n:
         prediction = predict(loaded, x)
-        predictions, probabilities = prediction.predictions, prediction.probabilities
+        predictions, probabilities, outputs = prediction.predictions, prediction.probabilities, prediction.columns
     else:
         dtype = loaded.classes.dtype if loaded.classes is not None else np.float64
         predictions = np.empty(0, dtype=dtype)
         probabilities = np.empty((0, len(loaded.classes))) if loaded.classes is not None else None
+        if loaded.output_columns:
+            outputs = {o["name"]: np.empty(0, dtype=_EMPTY_DTYPES.get(o["datatype"], object))
+                       for o in loaded.output_columns}
     columns = {k: pa.array(frame[k], from_pandas=True) for k in keys}
     columns["row"] = pa.array(np.asarray(rows, dtype=np.int64))
-    columns["prediction"] = pa.array(predictions)
+    if outputs is not None:  # a DataFrame/dict output: one prediction_<column> per output column
+        for name_, values in outputs.items():
+            columns[f"prediction_{name_}"] = pa.array(_list_if_2d(values), type=pa.string() if
+                                                      values.dtype == object and not len(values) else None)
+    else:
+        columns["prediction"] = pa.array(_list_if_2d(predictions))
     if probabilities is not None:
         for j, cls in enumerate(loaded.classes):
             columns[f"proba_{_plain(cls)}"] = pa.array(np.ascontiguousarray(probabilities[:, j]))
@@ -325,6 +365,13 @@ def _output_table(loaded: LoadedModel, frame: pd.DataFrame, x: np.ndarray | None
     for column, value in zip(("model_name", "model_version", "run_id"), constants, strict=True):
         columns[column] = pa.array([value], type=pa.string()).take(repeat)
     return pa.table(columns)
+
+
+_EMPTY_DTYPES = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "INT32": np.int32, "BOOL": bool}
+
+
+def _list_if_2d(values: np.ndarray):
+    return list(values) if values.ndim > 1 else values
 
 
 def _quarantine_table(frame: pd.DataFrame, rows: np.ndarray, reasons: np.ndarray):

@@ -13,8 +13,9 @@
 4. p95 latency above ``max_latency_ratio`` × the champion's and slower by more than
    ``latency_floor_seconds`` → rollback; unmeasured latency → hold;
 5. prediction mix: total variation distance between the canary's and the champion's predicted-class
-   shares above ``max_prediction_shift`` → rollback (skipped when neither has class counts, e.g.
-   regressors);
+   shares above ``max_prediction_shift`` → rollback; for a regressor (no class counts, a histogram of
+   predicted values instead) the normalised Wasserstein distance between the two histograms
+   (:func:`prediction_distance`) above ``max_prediction_shift`` → rollback;
 6. otherwise promote.
 """
 
@@ -38,6 +39,8 @@ class VersionSamples:
         errors: of which answered with HTTP 5xx.
         p95_latency_seconds: 95th percentile of request duration, ``None`` if not measured.
         predictions: predicted rows per class in the window.
+        value_buckets: a regressor's predicted values in the window, as Prometheus histogram buckets:
+            upper bound (``le``, ``inf`` included) -> cumulative count.
     """
 
     version: str
@@ -45,6 +48,7 @@ class VersionSamples:
     errors: float
     p95_latency_seconds: float | None = None
     predictions: dict[str, float] = field(default_factory=dict)
+    value_buckets: dict[float, float] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float:
@@ -88,6 +92,37 @@ def prediction_shift(champion: dict[str, float], canary: dict[str, float]) -> fl
         return None
     classes = set(champion) | set(canary)
     return 0.5 * sum(abs(canary.get(k, 0.0) / total_c - champion.get(k, 0.0) / total_h) for k in classes)
+
+
+def prediction_distance(champion: dict[float, float], canary: dict[float, float]) -> float | None:
+    """Normalised Wasserstein-1 distance between two histograms of predicted values (0 = same, 1 = apart).
+
+    Both are cumulative Prometheus buckets (``le`` -> count). The distance is the area between the two
+    empirical CDFs over the finite buckets, divided by the width of the range both occupy, so it does
+    not depend on the unit of the prediction. ``None`` when either histogram is empty.
+    """
+    edges = sorted(e for e in set(champion) | set(canary) if e != float("inf"))
+    total_h = champion.get(float("inf"), max(champion.values(), default=0.0))
+    total_c = canary.get(float("inf"), max(canary.values(), default=0.0))
+    if total_h <= 0 or total_c <= 0 or len(edges) < 2:
+        return None
+
+    def cdf(hist: dict[float, float], total: float) -> list[float]:
+        out, last = [], 0.0
+        for e in edges:
+            last = hist.get(e, last * total) / total  # a bucket missing from one side: its CDF is flat there
+            out.append(last)
+        return out
+
+    fh, fc = cdf(champion, total_h), cdf(canary, total_c)
+    # the occupied range: from the first edge where either CDF leaves 0 to where both reach 1
+    lo = next((i for i in range(len(edges)) if fh[i] > 0 or fc[i] > 0), 0)
+    hi = next((i for i in range(len(edges)) if fh[i] >= 1 and fc[i] >= 1), len(edges) - 1)
+    lo = max(lo - 1, 0)
+    if hi <= lo:
+        return 0.0
+    area = sum(abs(fh[i] - fc[i]) * (edges[i + 1] - edges[i]) for i in range(lo, hi))
+    return min(1.0, area / (edges[hi] - edges[lo]))
 
 
 def decide_canary(
@@ -154,4 +189,14 @@ def decide_canary(
                 f"more than {policy.max_prediction_shift:.2f}",
             )
         reasons.append(f"prediction mix shift {shift:.2f}")
+    distance = prediction_distance(champion.value_buckets, canary.value_buckets)
+    if distance is not None:
+        metrics["prediction_distance"] = distance
+        if distance > policy.max_prediction_shift:
+            return verdict(
+                "rollback",
+                f"predicted values moved by {distance:.2f} (normalised Wasserstein distance) from the "
+                f"champion's, more than {policy.max_prediction_shift:.2f}",
+            )
+        reasons.append(f"prediction distribution distance {distance:.2f}")
     return verdict("promote", *reasons)

@@ -82,6 +82,7 @@ def canary_queries(model: str, namespace: str | None, window: str) -> dict[str, 
             f"(rate(mlcycle_request_duration_seconds_bucket{{{selector}}}[{window}])))"
         ),
         "predictions": (f"sum by (version, class) (increase(mlcycle_predictions_total{{{selector}}}[{window}]))"),
+        "values": (f"sum by (version, le) (increase(mlcycle_prediction_value_bucket{{{selector}}}[{window}]))"),
     }
 
 
@@ -97,7 +98,8 @@ def read_canary_samples(
     """Read ``(champion, canary)`` samples for two versions of ``model`` over ``window``."""
     queries = canary_queries(model, namespace, window)
     by_version: dict[str, dict[str, Any]] = {
-        v: {"requests": 0.0, "errors": 0.0, "p95": None, "predictions": {}} for v in (champion_version, canary_version)
+        v: {"requests": 0.0, "errors": 0.0, "p95": None, "predictions": {}, "values": {}}
+        for v in (champion_version, canary_version)
     }
     for quantity in ("requests", "errors", "p95"):
         for labels, value in reader.query(queries[quantity]):
@@ -108,8 +110,14 @@ def read_canary_samples(
             mix = by_version[labels["version"]]["predictions"]
             mix[labels.get("class", "")] = mix.get(labels.get("class", ""), 0.0) + value
 
+    for labels, value in reader.query(queries["values"]):
+        if labels.get("version") in by_version and "le" in labels:
+            by_version[labels["version"]]["values"][float(labels["le"])] = value
+
     def samples(version: str) -> VersionSamples:
         got = by_version[version]
-        return VersionSamples(version, got["requests"], got["errors"], got["p95"], got["predictions"])
+        return VersionSamples(
+            version, got["requests"], got["errors"], got["p95"], got["predictions"], value_buckets=got["values"]
+        )
 
     return samples(champion_version), samples(canary_version)

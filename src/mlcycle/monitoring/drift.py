@@ -163,9 +163,18 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+LOW_CARDINALITY = 5  # a numeric column with at most this many distinct values is tested as categories
+
+
 def column_kind(series: pd.Series) -> Literal["num", "cat"]:
-    """``num`` for numeric dtypes (bool excluded), ``cat`` for everything else."""
+    """``num`` for numeric dtypes (bool excluded), ``cat`` for everything else.
+
+    An integer column with at most :data:`LOW_CARDINALITY` distinct values (a code, a count of a few
+    values) is ``cat``: its test is then a categorical one (Evidently refuses chi-square on ``num``).
+    """
     if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return "cat"
+    if pd.api.types.is_integer_dtype(series) and series.nunique() <= LOW_CARDINALITY:
         return "cat"
     return "num"
 

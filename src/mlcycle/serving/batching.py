@@ -133,7 +133,7 @@ class AdaptiveBatcher:
             if not batch:
                 continue
             xs = [x for x, _ in batch]
-            x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+            x = xs[0] if len(xs) == 1 else _concat(xs)
             self._last_batch = len(batch)
             try:
                 if self._cost_s is not None and self._cost_s < self.inline_below_s:
@@ -141,9 +141,20 @@ class AdaptiveBatcher:
                 else:
                     result, took = await loop.run_in_executor(self._executor, self._timed, x)
             except Exception as e:  # noqa: BLE001 - delivered to each waiting request, not swallowed
-                for _, fut in batch:
+                if len(batch) == 1:
+                    if not batch[0][1].done():
+                        batch[0][1].set_exception(e)
+                    continue
+                # One request's bad input must not fail its neighbours: answer each on its own.
+                for part, fut in batch:
+                    try:
+                        one = self._fn(part)
+                    except Exception as err:  # noqa: BLE001 - delivered to that request
+                        if not fut.done():
+                            fut.set_exception(err)
+                        continue
                     if not fut.done():
-                        fut.set_exception(e)
+                        fut.set_result(one)
                 continue
             self._cost_s = took if self._cost_s is None else 0.8 * self._cost_s + 0.2 * took
             self.calls += 1
@@ -185,3 +196,12 @@ class AdaptiveBatcher:
             asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout=timeout)
         except (TimeoutError, RuntimeError):  # the loop stopped meanwhile: nothing is left to answer
             self._executor.shutdown(wait=False)
+
+
+def _concat(xs: list) -> Any:
+    """Rows of several requests as one input: float arrays stacked, typed DataFrames concatenated."""
+    if isinstance(xs[0], np.ndarray):
+        return np.concatenate(xs)
+    import pandas as pd
+
+    return pd.concat(xs, ignore_index=True)

@@ -302,6 +302,16 @@ def compile_loaded(loaded: Any) -> CompiledPredictor | NotCompiled:
     """
     from mlcycle.serving.loading import load_input_example
 
+    if loaded.fast_path != "sklearn" or loaded.estimator is None or not loaded.schema.is_numeric:
+        result = NotCompiled(
+            f"not compiled: serves through the {loaded.fast_path} path"
+            + ("" if loaded.schema.is_numeric else " (the input columns are not all numeric)"),
+            runtime=loaded.runtime,
+        )
+        loaded.compiled = None
+        loaded.compile_note = result.reason
+        log.info("%s serves through %s: %s", loaded.label, result.runtime, result.reason)
+        return result
     frames: list[np.ndarray] = []
     try:
         example = load_input_example(loaded)

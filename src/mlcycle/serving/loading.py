@@ -1,9 +1,13 @@
-"""Load an MLflow scikit-learn model for serving: resolve the reference, fetch once, keep the estimator.
+"""Load any MLflow model with a signature for serving: resolve the reference, fetch once, prove fast paths.
 
 ``load_model("models:/wine@champion", settings)`` resolves the alias to its registry version
 (``MlflowClient.get_model_version_by_alias``), loads exactly that version (so an alias moving during the
-load cannot mix two versions), and returns a :class:`LoadedModel`: the raw scikit-learn estimator
-(called directly, not through pyfunc, for speed), its classes, and its input schema from the signature.
+load cannot mix two versions), checks its recorded requirements against this environment
+(:mod:`mlcycle.serving.requirements`), loads it through MLflow pyfunc and returns a :class:`LoadedModel`.
+
+A flavor's fast path (the scikit-learn estimator called directly, LightGBM's or XGBoost's native
+``predict``) is used only when it gives exactly pyfunc's predictions on the model's input example,
+decoded as a request would be; otherwise every request goes through pyfunc. ``fast_path`` says which.
 Everything that touches MLflow, the network or the disk happens here, once; the request path only uses
 the returned object.
 
@@ -67,8 +71,26 @@ class LoadedModel:
     mlflow_model: Any = field(repr=False, default=None)
     predict_from_proba: bool = False
     forest_fast_path: bool = False
+    fast_path: str = "pyfunc"
+    flavors: tuple[str, ...] = ()
+    output_columns: list[dict[str, Any]] | None = None
+    pyfunc: Any = field(repr=False, default=None)
     compiled: Any = field(repr=False, default=None)
     compile_note: str = ""
+
+    def pyfunc_model(self) -> Any:
+        """The MLflow ``PyFuncModel`` (loaded again after unpickling in a REST worker)."""
+        if self.pyfunc is None:
+            import mlflow.pyfunc
+
+            self.pyfunc = mlflow.pyfunc.load_model(str(self.local_path))
+        return self.pyfunc
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A PyFuncModel need not pickle (a user's PythonModel class may not); a worker reloads it.
+        state = dict(self.__dict__)
+        state["pyfunc"] = None
+        return state
 
     @property
     def label(self) -> str:
@@ -77,8 +99,10 @@ class LoadedModel:
 
     @property
     def runtime(self) -> str:
-        """What computes the predictions: ``onnxruntime``, ``treelite`` or ``scikit-learn``."""
-        return self.compiled.runtime if self.compiled is not None else "scikit-learn"
+        """What computes the predictions: ``onnxruntime`` or ``treelite`` when compiled, else the fast path."""
+        if self.compiled is not None:
+            return self.compiled.runtime
+        return "scikit-learn" if self.fast_path == "sklearn" else self.fast_path
 
     @property
     def is_classifier(self) -> bool:
@@ -90,7 +114,9 @@ class LoadedModel:
 
         if self.classes is not None:
             return v2_datatype(np.asarray(self.classes))
-        return "FP64"
+        return self._example_datatype or "FP64"
+
+    _example_datatype: str | None = None
 
 
 def _mlflow_not_found(e: Exception) -> bool:
@@ -188,10 +214,11 @@ def load_model(
 
     Raises:
         ModelNotFoundError: the model, version or alias does not exist (HTTP 404).
-        InvalidInputError: the model has no usable signature, or is not a scikit-learn model.
+        InvalidInputError: the model has no usable signature, or pyfunc cannot load it.
+        ModelNotServableError: its recorded requirements do not hold here (package and both versions named).
     """
     import mlflow
-    import mlflow.sklearn
+    import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
@@ -215,18 +242,10 @@ def load_model(
     if not (local / "MLmodel").is_file():
         raise ModelNotFoundError(f"{uri} is not an MLflow model (no MLmodel file in it)", field="model")
     meta = Model.load(str(local))
-    if "sklearn" not in meta.flavors:
-        raise InvalidInputError(
-            f"{uri} has flavors {sorted(meta.flavors)}; this predictor serves scikit-learn models",
-            field="model",
-        )
     schema = input_schema(meta.signature)
-    estimator = mlflow.sklearn.load_model(str(local))
-    _single_threaded(estimator)
-    schema = _align_feature_names(estimator, schema, uri)
-    classes = getattr(_final_step(estimator), "classes_", None)
-    if classes is not None and not hasattr(estimator, "predict_proba"):
-        classes = None
+    from mlcycle.serving.requirements import check_model_requirements
+
+    check_model_requirements(local, uri)
     served = name or (parsed.base_name if parsed.is_registry else "model")
     loaded = LoadedModel(
         served_name=served,
@@ -235,21 +254,139 @@ def load_model(
         ref=parsed.uri,
         uri=uri,
         run_id=run_id or meta.run_id,
-        estimator=estimator,
-        classes=np.asarray(classes) if classes is not None else None,
+        estimator=None,
+        classes=None,
         schema=schema,
         local_path=local,
         mlflow_model=meta,
+        flavors=tuple(sorted(meta.flavors)),
     )
-    loaded.forest_fast_path = _forest_fast_path_matches(loaded)
-    loaded.predict_from_proba = _proba_argmax_matches(loaded)
-    log.info("loaded %s from %s (%d features)", loaded.label, uri, schema.n_features)
+    try:
+        loaded.pyfunc = mlflow.pyfunc.load_model(str(local))
+    except MlflowException:
+        raise
+    except Exception as e:  # noqa: BLE001 - a model that cannot load is refused with its cause
+        raise InvalidInputError(f"{uri} cannot be loaded through MLflow pyfunc: {type(e).__name__}: {e}",
+                                field="model") from e
+    _choose_fast_path(loaded)
+    log.info("loaded %s from %s (%d inputs, %s path)", loaded.label, uri, schema.n_features, loaded.fast_path)
     return loaded
 
 
-def load_input_example(loaded: LoadedModel) -> np.ndarray | None:
-    """The model's saved input example as a float ``[N, F]`` array in signature order, if it has one."""
-    from mlcycle.serving.schema import frame_to_array
+def _same_prediction(a: Any, b: Any) -> bool:
+    """Bit-identical predictions (and the same output columns)."""
+    ca, cb = a.outputs(), b.outputs()
+    ca.pop("probabilities", None)
+    cb.pop("probabilities", None)
+    if list(ca) != list(cb):
+        return False
+    for k in ca:
+        x, y = np.asarray(ca[k]), np.asarray(cb[k])
+        if x.shape != y.shape or x.dtype.kind != y.dtype.kind:
+            return False
+        if x.dtype.kind == "f":
+            if not np.array_equal(x, y, equal_nan=True):
+                return False
+        elif not bool(np.all(x == y)):
+            return False
+    return True
+
+
+def _output_columns(pred: Any) -> list[dict[str, Any]] | None:
+    from mlcycle.serving.schema import v2_datatype
+
+    if pred.columns is None:
+        return None
+    return [
+        {"name": k, "datatype": v2_datatype(np.asarray(v)), "shape": [-1, *np.asarray(v).shape[1:]]}
+        for k, v in pred.columns.items()
+    ]
+
+
+def _choose_fast_path(loaded: LoadedModel) -> None:
+    """Run the input example through pyfunc, then each candidate fast path; keep the first identical one."""
+    from mlcycle.serving.predict import run_model
+
+    try:
+        x = load_input_example(loaded)
+    except Exception:  # noqa: BLE001 - an unreadable example only costs the fast paths
+        log.warning("could not read the input example of %s; serving through pyfunc", loaded.label, exc_info=True)
+        x = None
+    if x is None or len(x) == 0:
+        log.info("%s has no input example: no fast path can be proven, serving through pyfunc", loaded.label)
+        return
+    reference = run_model(loaded, x, "pyfunc")
+    loaded.output_columns = _output_columns(reference)
+    from mlcycle.serving.schema import v2_datatype
+
+    loaded._example_datatype = v2_datatype(np.asarray(reference.predictions))
+    if reference.columns is not None:
+        return
+    for path, native in _candidates(loaded):
+        loaded.estimator, loaded.fast_path = native, path
+        loaded.classes = _classes(native)
+        loaded.forest_fast_path = loaded.predict_from_proba = False
+        try:
+            if path == "sklearn":
+                _single_threaded(native)
+                if isinstance(x, np.ndarray):
+                    loaded.schema = _align_feature_names(native, loaded.schema, loaded.uri)
+                    x = load_input_example(loaded)
+                    reference = run_model(loaded, x, "pyfunc")
+                loaded.forest_fast_path = _forest_fast_path_matches(loaded, x)
+                loaded.predict_from_proba = _proba_argmax_matches(loaded, x)
+            got = run_model(loaded, x, path)
+        except Exception:  # noqa: BLE001 - a fast path that fails on the example is simply not used
+            log.info("%s: the %s fast path fails on the input example; not used", loaded.label, path, exc_info=True)
+            got = None
+        if got is not None and _same_prediction(got, reference):
+            return
+        log.info("%s: the %s fast path differs from pyfunc on the input example; not used", loaded.label, path)
+    loaded.estimator, loaded.fast_path, loaded.classes = None, "pyfunc", None
+    loaded.forest_fast_path = loaded.predict_from_proba = False
+
+
+def _classes(native: Any) -> np.ndarray | None:
+    classes = getattr(_final_step(native), "classes_", None)
+    if classes is None or not hasattr(native, "predict_proba"):
+        return None
+    return np.asarray(classes)
+
+
+def _candidates(loaded: LoadedModel) -> list[tuple[str, Any]]:
+    """``(path, native model)`` for the flavors with a fast path, loaded separately from pyfunc's copy."""
+    flavors = loaded.mlflow_model.flavors
+    local = str(loaded.local_path)
+    out = []
+    try:
+        if "sklearn" in flavors:
+            import mlflow.sklearn
+
+            out.append(("sklearn", mlflow.sklearn.load_model(local)))
+        elif "lightgbm" in flavors:
+            import mlflow.lightgbm
+
+            model = mlflow.lightgbm.load_model(local)
+            if hasattr(model, "predict") and hasattr(model, "fit"):  # the scikit-learn API (LGBMClassifier...)
+                out.append(("lightgbm", model))
+        elif "xgboost" in flavors:
+            import mlflow.xgboost
+
+            model = mlflow.xgboost.load_model(local)
+            if hasattr(model, "fit"):  # XGBRegressor / XGBClassifier
+                out.append(("xgboost", model))
+    except Exception:  # noqa: BLE001 - a flavor that cannot load natively is served through pyfunc
+        log.info("%s: the native model cannot be loaded; serving through pyfunc", loaded.label, exc_info=True)
+    return out
+
+
+def load_input_example(loaded: LoadedModel) -> Any:
+    """The model's saved input example decoded as a request would be, if it has one.
+
+    A float ``[N, F]`` array in signature order for a numeric or tensor signature, a typed DataFrame
+    for a mixed one.
+    """
+    from mlcycle.serving.schema import frame_to_array, frame_to_input
 
     meta = loaded.mlflow_model
     if meta is None or meta.saved_input_example_info is None:
@@ -262,36 +399,32 @@ def load_input_example(loaded: LoadedModel) -> np.ndarray | None:
     if isinstance(example, pd.DataFrame):
         if loaded.schema.is_tensor:
             return np.ascontiguousarray(example.to_numpy(dtype=np.float64))
-        return frame_to_array(example, loaded.schema)
+        if loaded.schema.is_numeric:
+            return frame_to_array(example, loaded.schema)
+        x, reasons = frame_to_input(example, loaded.schema)
+        if reasons is not None:
+            raise InvalidInputError(f"the input example has bad rows: {'; '.join(r for r in reasons if r)}")
+        return x
     arr = np.asarray(example, dtype=np.float64)
     return np.ascontiguousarray(arr.reshape(len(arr), -1))
 
 
-def _forest_fast_path_matches(loaded: LoadedModel) -> bool:
+def _forest_fast_path_matches(loaded: LoadedModel, x: Any) -> bool:
     """True when the joblib-free forest probabilities equal ``predict_proba`` bit for bit."""
     from mlcycle.serving.predict import forest_predict_proba, supports_forest_fast_path
 
-    if loaded.classes is None or not supports_forest_fast_path(loaded.estimator):
+    if loaded.classes is None or not supports_forest_fast_path(loaded.estimator) or not isinstance(x, np.ndarray):
         return False
-    try:
-        x = load_input_example(loaded)
-    except Exception:  # noqa: BLE001 - an unreadable example only costs the shortcut
-        return False
-    if x is None or len(x) == 0:
+    if len(x) == 0:
         return False
     return bool(np.array_equal(forest_predict_proba(loaded.estimator, x), loaded.estimator.predict_proba(x)))
 
 
-def _proba_argmax_matches(loaded: LoadedModel) -> bool:
+def _proba_argmax_matches(loaded: LoadedModel, x: Any) -> bool:
     """True when ``classes[argmax(predict_proba)]`` equals ``predict`` on the input example."""
     if loaded.classes is None:
         return False
-    try:
-        x = load_input_example(loaded)
-    except Exception:  # noqa: BLE001 - an unreadable example only costs the shortcut
-        log.warning("could not read the input example of %s", loaded.label, exc_info=True)
-        return False
-    if x is None or len(x) == 0:
+    if len(x) == 0:
         return False
     est = loaded.estimator
     derived = loaded.classes[np.argmax(est.predict_proba(x), axis=1)]

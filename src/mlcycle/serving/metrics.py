@@ -44,6 +44,12 @@ LATENCY_BUCKETS = (
 )
 
 ROLES = ("champion", "canary")
+# Predicted values of regressors (symmetric, log-spaced): a fixed set of buckets bounds the cardinality.
+_POSITIVE = (0.01, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 1e4, 1e5, 1e6)
+VALUE_BUCKETS = (*(-b for b in reversed(_POSITIVE)), 0.0, *_POSITIVE)
+# At most this many distinct predicted labels per model version; any further label counts as OTHER_LABEL.
+MAX_CLASS_LABELS = 100
+OTHER_LABEL = "__other__"
 
 
 def multiprocess_dir() -> str | None:
@@ -84,6 +90,13 @@ class ServingMetrics:
             ["model", "version", "class"],
             registry=self.registry,
         )
+        self.prediction_values = Histogram(
+            "mlcycle_prediction_value",
+            "Predicted values of regressors (numeric predictions of a model without classes).",
+            ["model", "version"],
+            buckets=VALUE_BUCKETS,
+            registry=self.registry,
+        )
         self.payload_drops = Counter(
             "mlcycle_payload_log_dropped",
             "Payload-log rows dropped (queue full or storage unwritable).",
@@ -119,6 +132,8 @@ class ServingMetrics:
         self._request_children: dict[tuple[str, str, str, str], object] = {}
         self._latency_children: dict[tuple[str, str, str], object] = {}
         self._class_children: dict[tuple[str, str, str], object] = {}
+        self._value_children: dict[tuple[str, str], object] = {}
+        self._labels_seen: dict[tuple[str, str], set[str]] = {}
         self._served: dict[tuple[str, str], str] = {}  # (model, role) -> version
 
     # -- hot path ---------------------------------------------------------------------------------
@@ -136,11 +151,33 @@ class ServingMetrics:
             histogram = self._child(self._latency_children, latency_key, self.latency)
         histogram.observe(seconds)
 
-    def count_predictions(self, model: str, version: str, predictions: Iterable[object]) -> None:
-        """Count predicted rows per predicted class (``predictions`` is a list or 1-D array)."""
+    def count_predictions(
+        self, model: str, version: str, predictions: Iterable[object], *, regression: bool = False
+    ) -> None:
+        """Count predicted rows per predicted class, or observe a regressor's predicted values.
+
+        ``regression``: the values go to the ``mlcycle_prediction_value`` histogram (fixed buckets).
+        Otherwise each label is counted, at most :data:`MAX_CLASS_LABELS` distinct ones per version
+        (further labels count as :data:`OTHER_LABEL`), so the series stay bounded whatever the model.
+        """
+        if regression:
+            vkey = (model, version)
+            child = self._value_children.get(vkey)
+            if child is None:
+                child = self._child(self._value_children, vkey, self.prediction_values)
+            for v in _as_list(predictions):
+                if isinstance(v, int | float) and v == v:
+                    child.observe(v)
+            return
         counts: dict[str, int] = {}
+        seen = self._labels_seen.setdefault((model, version), set())
         for value, n in Tally(_as_list(predictions)).items():
             name = _class_name(value)
+            if name not in seen:
+                if len(seen) >= MAX_CLASS_LABELS:
+                    name = OTHER_LABEL
+                else:
+                    seen.add(name)
             counts[name] = counts.get(name, 0) + n
         for name, n in counts.items():
             key = (model, version, name)

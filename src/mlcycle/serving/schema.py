@@ -56,6 +56,20 @@ NUMPY_TO_V2 = {
     "float64": "FP64",
 }
 NUMERIC_V2 = frozenset(NUMPY_TO_V2.values())
+# The content_type parameter each column type is described with (MLServer's codec names).
+CONTENT_TYPES = {
+    "boolean": "np",
+    "integer": "np",
+    "long": "np",
+    "float": "np",
+    "double": "np",
+    "string": "str",
+    "binary": "base64",
+    "datetime": "datetime",
+}
+KNOWN_CONTENT_TYPES = frozenset({"np", "pd", "str", "base64", "datetime"})
+# pandas dtype a column of each type is given to the model with (what MLflow's schema enforcement makes).
+FRAME_DTYPES = {"boolean": "bool", "integer": "int32", "long": "int64", "float": "float32", "double": "float64"}
 NUMERIC_MLFLOW = frozenset({"boolean", "integer", "long", "float", "double"})
 INTEGRAL_MLFLOW = frozenset({"integer", "long"})
 
@@ -68,6 +82,7 @@ class V2Input:
     shape: Sequence[int]
     datatype: str
     data: Any
+    parameters: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,18 @@ class InputSchema:
     tensor_dtype: str | None = None
     tensor_shape: tuple[int, ...] | None = None
     index: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    optional: tuple[bool, ...] = ()
+
+    @property
+    def is_numeric(self) -> bool:
+        """True when every column is a required number: requests decode to one float ``[N, F]`` array.
+
+        Otherwise (strings, datetimes, binary, optional columns) they decode to a typed DataFrame.
+        """
+        return self.is_tensor or (all(t in NUMERIC_MLFLOW for t in self.types) and not any(self.optional))
+
+    def is_optional(self, column: str) -> bool:
+        return bool(self.optional) and self.optional[self.index[column]]
 
     @property
     def is_tensor(self) -> bool:
@@ -99,13 +126,16 @@ class InputSchema:
         return np.array([t in INTEGRAL_MLFLOW for t in self.types], dtype=bool)
 
 
-def make_schema(columns: Sequence[str], types: Sequence[str] | None = None) -> InputSchema:
-    """An all-numeric column schema (``double`` unless ``types`` says otherwise)."""
+def make_schema(
+    columns: Sequence[str], types: Sequence[str] | None = None, optional: Sequence[bool] | None = None
+) -> InputSchema:
+    """A column schema (``double`` unless ``types`` says otherwise; every column required by default)."""
     cols = tuple(str(c) for c in columns)
     typs = tuple(types) if types is not None else ("double",) * len(cols)
     if len(set(cols)) != len(cols):
         raise InvalidInputError("signature has duplicate column names", field="signature")
-    return InputSchema(columns=cols, types=typs, index={c: i for i, c in enumerate(cols)})
+    opt = tuple(bool(o) for o in optional) if optional is not None and any(optional) else ()
+    return InputSchema(columns=cols, types=typs, index={c: i for i, c in enumerate(cols)}, optional=opt)
 
 
 def input_schema(signature: Any) -> InputSchema:
@@ -146,28 +176,38 @@ def input_schema(signature: Any) -> InputSchema:
             tensor_shape=shape,
             index={c: i for i, c in enumerate(cols)},
         )
-    columns, types = [], []
+    columns, types, optional = [], [], []
     for i, spec in enumerate(schema.inputs):
         if not spec.name:
             raise InvalidInputError(f"signature column {i} has no name", field="signature")
         type_name = spec.type.name if hasattr(spec.type, "name") else str(spec.type)
-        if type_name not in NUMERIC_MLFLOW:
+        if type_name not in MLFLOW_TO_V2:
             raise InvalidInputError(
-                f"signature column {spec.name!r} has type {type_name}; this predictor serves numeric columns only",
+                f"signature column {spec.name!r} has type {spec.type}; this predictor serves columns of "
+                f"types {', '.join(sorted(MLFLOW_TO_V2))}",
                 field="signature",
             )
         columns.append(spec.name)
         types.append(type_name)
-    return make_schema(columns, types)
+        optional.append(not getattr(spec, "required", True))
+    return make_schema(columns, types, optional)
 
 
 def v2_metadata(
-    schema: InputSchema, *, prediction_datatype: str = "INT64", classes: Sequence[Any] | None = None
+    schema: InputSchema,
+    *,
+    prediction_datatype: str = "INT64",
+    classes: Sequence[Any] | None = None,
+    output_columns: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """v2 model metadata ``inputs``/``outputs`` for ``schema`` (MLServer's MLflow runtime mapping).
 
-    Outputs are ``predictions`` (shape ``[-1]``) and, for a classifier, ``probabilities``
-    (``[-1, n_classes]``, FP64, one column per class in ``classes`` order).
+    A column is an input of shape ``[-1, 1]`` with its datatype and ``content_type`` (``np`` for numbers
+    and booleans, ``str`` for strings, ``base64`` for binary, ``datetime`` for datetimes sent as BYTES
+    ISO-8601 strings); an optional column says ``"optional": true`` in its parameters. Outputs are
+    ``output_columns`` when the model returns a DataFrame or dict (one output per column), otherwise
+    ``predictions`` (shape ``[-1]``) and, for a classifier, ``probabilities`` (``[-1, n_classes]``,
+    FP64, one column per class in ``classes`` order).
     """
     if schema.is_tensor:
         inputs = [
@@ -179,10 +219,19 @@ def v2_metadata(
             }
         ]
     else:
-        inputs = [
-            {"name": c, "datatype": MLFLOW_TO_V2[t], "shape": [-1, 1], "parameters": {"content_type": "np"}}
-            for c, t in zip(schema.columns, schema.types, strict=True)
-        ]
+        inputs = []
+        for c, t in zip(schema.columns, schema.types, strict=True):
+            item = {
+                "name": c,
+                "datatype": MLFLOW_TO_V2[t],
+                "shape": [-1, 1],
+                "parameters": {"content_type": CONTENT_TYPES[t]},
+            }
+            if schema.is_optional(c):
+                item["parameters"]["optional"] = True
+            inputs.append(item)
+    if output_columns:
+        return {"inputs": inputs, "outputs": [dict(o) for o in output_columns]}
     outputs = [{"name": "predictions", "datatype": prediction_datatype, "shape": [-1]}]
     if classes is not None:
         outputs.append(
@@ -321,6 +370,8 @@ def decode_v2(
     """
     if not inputs:
         raise InvalidInputError("the request has no inputs", field="inputs")
+    if not schema.is_numeric:
+        return _decode_v2_columns(inputs, schema, max_rows=max_rows)
     f = schema.n_features
     # Every declared dimension is checked (>= 0, bounded product) before any array is allocated.
     shapes = [check_shape(i.name, i.shape, max_rows=max_rows, n_features=f) for i in inputs]
@@ -399,6 +450,8 @@ def decode_v1(
     if not isinstance(instances, list):
         raise InvalidInputError('"instances" must be a list of rows', field="instances")
     _check_rows(len(instances), max_rows)
+    if not schema.is_numeric:
+        return _decode_v1_records(instances, schema)
     f = schema.n_features
     if isinstance(instances[0], Mapping):
         x = np.empty((len(instances), f), dtype=np.float64)
@@ -444,9 +497,12 @@ def check_rows(frame: Any, schema: InputSchema, *, allow_nan: bool = False) -> A
     """
     import pandas as pd
 
-    missing = [c for c in schema.columns if c not in frame.columns]
+    missing = [c for c in schema.columns if c not in frame.columns and not schema.is_optional(c)]
     if missing:
         raise InvalidInputError(f"missing column(s) {', '.join(map(repr, missing))}", field=missing[0])
+    if not schema.is_numeric:
+        _, found = frame_to_input(frame, schema)
+        return found if found is not None else pd.Series([""] * len(frame), index=frame.index, dtype=object)
     reasons = [[] for _ in range(len(frame))]
     for col, typ in zip(schema.columns, schema.types, strict=True):
         raw = frame[col]
@@ -477,3 +533,307 @@ def frame_to_array(frame: Any, schema: InputSchema) -> np.ndarray:
         pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) for c in schema.columns
     ]
     return np.ascontiguousarray(np.column_stack(cols)) if cols else np.empty((len(frame), 0))
+
+
+# ------------------------------------------------------------------------------ mixed-type columns
+
+
+def _bad(column: str, row: int, problem: str) -> InvalidInputError:
+    return InvalidInputError(f"column {column!r} row {row}: {problem}", field=column)
+
+
+def _is_null(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def convert_column(
+    column: str, typ: str, values: Any, *, optional: bool = False, content_type: str | None = None
+) -> tuple[Any, list[tuple[int, str]]]:
+    """``values`` (a list, numpy array or Series) as the column the model takes, and its bad rows.
+
+    Strings stay Python ``str`` (bytes from gRPC are decoded as UTF-8), binary becomes ``bytes``
+    (``content_type`` ``base64`` decodes it), datetimes are ISO-8601 strings (or datetime values)
+    parsed to ``datetime64[ns]``, booleans must be booleans, integers whole numbers, floats finite.
+    A null is allowed only in an optional column. Returns ``(array, [(row, problem), ...])``; the array
+    is only meaningful when there are no bad rows.
+    """
+    import pandas as pd
+
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+    arr = arr.reshape(-1)
+    bad: list[tuple[int, str]] = []
+    if typ in NUMERIC_MLFLOW:
+        if arr.dtype.kind == "O":
+            for r, v in enumerate(arr.tolist()):
+                if _is_null(v):
+                    if not optional or typ not in ("float", "double"):
+                        bad.append((r, "is null; the column is required" if not optional else "is null"))
+                elif typ == "boolean" and not isinstance(v, bool | np.bool_):
+                    bad.append((r, f"expected a boolean, got {v!r}"))
+                elif typ != "boolean" and (
+                    isinstance(v, bool | str | bytes) or not isinstance(v, int | float | np.number)
+                ):
+                    bad.append((r, f"expected a number, got {v!r}"))
+            if bad:
+                return arr, bad
+            arr = np.asarray(
+                [np.nan if v is None else v for v in arr.tolist()], dtype=bool if typ == "boolean" else np.float64
+            )
+        if typ == "boolean":
+            if arr.dtype.kind != "b":
+                nonbool = np.flatnonzero(~np.isin(arr, [0, 1])) if arr.dtype.kind in "iuf" else np.arange(len(arr))
+                bad += [(int(r), f"expected a boolean, got {arr[r].item()!r}") for r in nonbool]
+                if bad:
+                    return arr, bad
+                return arr.astype(bool), bad
+            return arr, bad
+        if arr.dtype.kind not in "biuf":
+            return arr, [(r, f"expected a number, got {v!r}") for r, v in enumerate(arr.tolist())]
+        x = arr.astype(np.float64, copy=False)
+        nan = np.isnan(x)
+        if not (optional and typ in ("float", "double")):
+            bad += [(int(r), "is NaN or null; values must be finite numbers") for r in np.flatnonzero(nan)]
+        bad += [(int(r), "is infinite; values must be finite numbers") for r in np.flatnonzero(np.isinf(x))]
+        if typ in INTEGRAL_MLFLOW:
+            fin = np.isfinite(x)
+            frac = fin & (x != np.floor(np.where(fin, x, 0)))
+            bad += [(int(r), f"takes whole numbers, got {x[r]!r}") for r in np.flatnonzero(frac)]
+            if typ == "integer":
+                big = fin & (np.abs(x) > np.iinfo(np.int32).max)
+                bad += [(int(r), f"{x[r]!r} does not fit a 32-bit integer") for r in np.flatnonzero(big)]
+        if bad:
+            return x, sorted(bad)
+        if arr.dtype.kind in "iu" and typ in INTEGRAL_MLFLOW:
+            return arr.astype(FRAME_DTYPES[typ], copy=False), bad
+        return x.astype(FRAME_DTYPES[typ], copy=False), bad
+    if typ == "datetime":
+        if arr.dtype.kind == "M":
+            return arr.astype("datetime64[ns]"), bad
+        out = []
+        for r, v in enumerate(arr.tolist()):
+            if _is_null(v):
+                if not optional:
+                    bad.append((r, "is null; the column is required"))
+                out.append(None)
+                continue
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            if not isinstance(v, str | pd.Timestamp):
+                bad.append((r, f"expected an ISO-8601 date-time string, got {v!r}"))
+                continue
+            try:
+                ts = pd.Timestamp(v)
+            except (TypeError, ValueError) as e:
+                bad.append((r, f"is not an ISO-8601 date-time ({v!r}: {e})"))
+                continue
+            if ts.tzinfo is not None:
+                ts = ts.tz_convert("UTC").tz_localize(None)
+            out.append(ts)
+        return (pd.to_datetime(pd.Series(out, dtype=object)).to_numpy() if not bad else arr), bad
+    # string / binary
+    out = []
+    b64 = content_type == "base64"
+    for r, v in enumerate(arr.tolist()):
+        if _is_null(v):
+            if not optional:
+                bad.append((r, "is null; the column is required"))
+            out.append(None)
+        elif typ == "string":
+            if isinstance(v, bytes):
+                try:
+                    v = v.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append((r, "is not valid UTF-8"))
+                    continue
+            if not isinstance(v, str):
+                bad.append((r, f"expected a string, got {v!r}"))
+            out.append(v)
+        else:
+            if isinstance(v, str):
+                if b64:
+                    import base64
+                    import binascii
+
+                    try:
+                        v = base64.b64decode(v, validate=True)
+                    except (binascii.Error, ValueError):
+                        bad.append((r, "is not valid base64"))
+                        continue
+                else:
+                    v = v.encode("utf-8")
+            if not isinstance(v, bytes):
+                bad.append((r, f"expected bytes, got {v!r}"))
+            out.append(v)
+    result = np.empty(len(out), dtype=object)
+    result[:] = out
+    return result, bad
+
+
+_DATATYPES_FOR = {
+    "string": frozenset({"BYTES"}),
+    "binary": frozenset({"BYTES"}),
+    "datetime": frozenset({"BYTES"}),
+    "boolean": frozenset({"BOOL"}),
+    "integer": frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}),
+    "long": frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}),
+    "float": NUMERIC_V2 - {"BOOL"},
+    "double": NUMERIC_V2 - {"BOOL"},
+}
+
+
+def _frame(columns: dict[str, Any], n: int) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def _decode_v2_columns(inputs: Sequence[V2Input], schema: InputSchema, *, max_rows: int) -> Any:
+    """Mixed-type signature: one input per column, each ``[N]`` or ``[N, 1]``, into a typed DataFrame."""
+    names = [i.name for i in inputs]
+    seen: set[str] = set()
+    dupes = [n for n in names if n in seen or seen.add(n)]
+    if dupes:
+        raise InvalidInputError(f"input {dupes[0]!r} is given more than once", field=dupes[0])
+    extra = [n for n in names if n not in schema.index]
+    if extra:
+        raise InvalidInputError(
+            f"unknown input(s) {', '.join(map(repr, extra))}; the model takes one input per column: "
+            f"{', '.join(map(repr, schema.columns))}",
+            field=extra[0],
+        )
+    missing = [c for c in schema.columns if c not in seen and not schema.is_optional(c)]
+    if missing:
+        raise InvalidInputError(f"missing input column(s) {', '.join(map(repr, missing))}", field=missing[0])
+    by_name = {i.name: i for i in inputs}
+    n_rows = None
+    columns: dict[str, Any] = {}
+    for col, typ in zip(schema.columns, schema.types, strict=True):
+        inp = by_name.get(col)
+        if inp is None:
+            continue
+        shape = [int(d) for d in inp.shape]
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise InvalidInputError(f"input {col!r} has shape {shape}; a column input must be [N] or [N, 1]", field=col)
+        if n_rows is None:
+            n_rows = shape[0]
+            _check_rows(n_rows, max_rows)
+        elif shape[0] != n_rows:
+            raise InvalidInputError(f"input {col!r} has {shape[0]} rows but others have {n_rows}", field=col)
+        datatype = str(inp.datatype).upper()
+        if datatype not in _DATATYPES_FOR[typ]:
+            raise InvalidInputError(
+                f"input {col!r} has datatype {inp.datatype}; column {col!r} is {typ}: send "
+                f"{'BYTES (ISO-8601 strings)' if typ == 'datetime' else ' or '.join(sorted(_DATATYPES_FOR[typ])[:2])}",
+                field=col,
+            )
+        content_type = (inp.parameters or {}).get("content_type") if isinstance(inp.parameters, Mapping) else None
+        if content_type is not None and content_type not in KNOWN_CONTENT_TYPES:
+            raise InvalidInputError(
+                f"input {col!r} has content_type {content_type!r}; known: {', '.join(sorted(KNOWN_CONTENT_TYPES))}",
+                field=col,
+            )
+        data = inp.data
+        if not isinstance(data, np.ndarray | list):
+            raise InvalidInputError(f"input {col!r}: data must be a list", field=col)
+        if isinstance(data, list) and data and isinstance(data[0], list):
+            data = [v for row in data for v in (row if isinstance(row, list) else [row])]
+        size = data.size if isinstance(data, np.ndarray) else len(data)
+        if size != n_rows:
+            raise InvalidInputError(f"input {col!r} declares shape {shape} but holds {size} values", field=col)
+        values, bad = convert_column(col, typ, data, optional=schema.is_optional(col), content_type=content_type)
+        if bad:
+            raise _bad(col, *bad[0])
+        columns[col] = values
+    return _frame(columns, n_rows)
+
+
+def _decode_v1_records(instances: list, schema: InputSchema) -> Any:
+    """Mixed-type signature: v1 instances as records (``{column: value}``) or rows in signature order."""
+    n = len(instances)
+    known = schema.index
+    values: dict[str, list] = {c: [None] * n for c in schema.columns}
+    present = dict.fromkeys(schema.columns, False)
+    for r, row in enumerate(instances):
+        if isinstance(row, Mapping):
+            extra = [k for k in row if k not in known]
+            if extra:
+                raise InvalidInputError(
+                    f"instance {r}: unknown column(s) {', '.join(map(repr, extra))}", field=extra[0]
+                )
+            for c in schema.columns:
+                if c in row:
+                    values[c][r] = row[c]
+                    present[c] = True
+                elif not schema.is_optional(c):
+                    raise InvalidInputError(f"instance {r}: missing column {c!r}", field=c)
+        elif isinstance(row, list):
+            if len(row) != schema.n_features:
+                raise InvalidInputError(
+                    f"instance {r} has {len(row)} values; expected {schema.n_features} in signature order "
+                    f"({', '.join(schema.columns)}) or an object",
+                    field="instances",
+                )
+            for c, v in zip(schema.columns, row, strict=True):
+                values[c][r] = v
+                present[c] = True
+        else:
+            raise InvalidInputError(f"instance {r} must be an object or a list", field="instances")
+    columns = {}
+    for c, typ in zip(schema.columns, schema.types, strict=True):
+        if not present[c] and schema.is_optional(c):
+            continue
+        arr, bad = convert_column(c, typ, values[c], optional=schema.is_optional(c))
+        if bad:
+            raise _bad(c, *bad[0])
+        columns[c] = arr
+    return _frame(columns, n)
+
+
+def frame_to_input(frame: Any, schema: InputSchema) -> tuple[Any, Any]:
+    """A DataFrame as the model's input (as :func:`decode_v2` would give it), and per-row reasons.
+
+    Returns ``(x, reasons)``: ``x`` is the float ``[N, F]`` array of a numeric schema or the typed
+    DataFrame of a mixed one; ``reasons`` is ``None`` when every row is good, else a Series of
+    per-row reasons (``""`` for a good row), as :func:`check_rows` gives them.
+
+    Raises:
+        InvalidInputError: a required signature column is missing.
+    """
+    import pandas as pd
+
+    if schema.is_numeric:
+        x = frame_to_array(frame, schema)
+        return x, None
+    missing = [c for c in schema.columns if c not in frame.columns and not schema.is_optional(c)]
+    if missing:
+        raise InvalidInputError(f"missing column(s) {', '.join(map(repr, missing))}", field=missing[0])
+    reasons = [[] for _ in range(len(frame))]
+    columns = {}
+    for c, typ in zip(schema.columns, schema.types, strict=True):
+        if c not in frame.columns:
+            continue
+        arr, bad = convert_column(c, typ, frame[c], optional=schema.is_optional(c))
+        for r, problem in bad:
+            reasons[r].append(f"{c}: {problem}")
+        columns[c] = arr
+    any_bad = any(reasons)
+    if any_bad:
+        return None, pd.Series(["; ".join(r) for r in reasons], index=frame.index, dtype=object)
+    return _frame(columns, len(frame)), None
+
+
+def to_model_frame(x: Any, schema: InputSchema) -> Any:
+    """What a pyfunc model is given: a DataFrame with the signature's column types (a tensor stays an array).
+
+    ``x`` is a decoded request: the float array of a numeric schema (cast back per column: ``long`` to
+    int64, ``boolean`` to bool, ...) or the typed DataFrame of a mixed one (returned as it is).
+    """
+    if schema.is_tensor or not isinstance(x, np.ndarray):
+        return x
+    columns = {
+        c: x[:, i].astype(FRAME_DTYPES[t], copy=False)
+        for i, (c, t) in enumerate(zip(schema.columns, schema.types, strict=True))
+    }
+    return _frame(columns, len(x))

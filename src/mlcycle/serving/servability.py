@@ -26,9 +26,10 @@ The checks, in order:
    :data:`MAX_REFERENCE_ROWS` rows replayed), and/or ``expected_predictions.json`` (a JSON list, one
    prediction per input-example row) in the model's directory. If neither is stored, the example's
    predictions are compared with MLflow pyfunc's ``predict`` of the same example.
-4. **Requirements**: the model's ``requirements.txt`` against what is installed here: scikit-learn
-   must match exactly (it warns on any difference when unpickling); numpy, scipy and skops must match
-   major.minor; mlflow and pandas must match major.
+4. **Requirements**: the model's ``requirements.txt`` against what is installed here
+   (:mod:`mlcycle.serving.requirements`: scikit-learn exactly, numpy/scipy/LightGBM/XGBoost by
+   major.minor, mlflow/pandas by major, equivalent distributions such as ``xgboost-cpu`` understood).
+   ``load_model`` already refuses a mismatch; the reason then starts with ``not servable:``.
 """
 
 from __future__ import annotations
@@ -37,32 +38,21 @@ import json
 import logging
 import warnings
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlcycle.config import Settings
-from mlcycle.errors import MlcycleError, ModelNotFoundError, RegistryUnavailableError
+from mlcycle.errors import MlcycleError, ModelNotFoundError, ModelNotServableError, RegistryUnavailableError
 from mlcycle.registry import store
+from mlcycle.serving.requirements import compare_requirements  # noqa: F401 - re-exported (stable interface)
 
 log = logging.getLogger(__name__)
 
 MAX_REFERENCE_ROWS = 500
 EXPECTED_PREDICTIONS_FILE = "expected_predictions.json"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
-
-# package -> how many version components must match (None: all of them)
-REQUIREMENT_PRECISION: dict[str, int | None] = {
-    "scikit-learn": None,
-    "numpy": 2,
-    "scipy": 2,
-    "skops": 2,
-    "mlflow": 1,
-    "pandas": 1,
-}
-
 
 @dataclass
 class ServabilityReport:
@@ -83,46 +73,6 @@ def servability_tag(report: ServabilityReport) -> str:
     return "ok" if report.ok else "failed: " + "; ".join(report.reasons)[:4900]
 
 
-def _parse_requirements(text: str) -> dict[str, str]:
-    pins = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" not in line or line.startswith("-"):
-            continue
-        name, version = line.split("==", 1)
-        name = name.split("[", 1)[0].strip().lower().replace("_", "-")
-        pins[name] = version.split(";", 1)[0].strip()
-    return pins
-
-
-def _installed(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def compare_requirements(requirements_text: str) -> tuple[list[str], dict[str, dict[str, str | None]]]:
-    """Compare pinned requirements with installed versions; returns ``(problems, table)``."""
-    pins = _parse_requirements(requirements_text)
-    problems, table = [], {}
-    for package, precision in REQUIREMENT_PRECISION.items():
-        wanted = pins.get(package)
-        if wanted is None:
-            continue
-        have = _installed(package)
-        table[package] = {"model": wanted, "installed": have}
-        if have is None:
-            problems.append(f"{package}=={wanted} is required by the model but not installed here")
-            continue
-        a, b = wanted.split("."), have.split(".")
-        n = precision or max(len(a), len(b))
-        if a[:n] != b[:n]:
-            how = "exactly" if precision is None else ("major" if precision == 1 else "major.minor")
-            problems.append(f"{package} {wanted} (model) vs {have} (installed) must match {how}")
-    return problems, table
-
-
 def _expected_from_reference(loaded: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """``(X, prediction)`` from the training run's reference data, if it was logged."""
     if not loaded.run_id:
@@ -131,7 +81,7 @@ def _expected_from_reference(loaded: Any) -> tuple[np.ndarray, np.ndarray] | Non
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from mlcycle.serving.schema import frame_to_array
+    from mlcycle.serving.schema import frame_to_array, frame_to_input
 
     try:
         path = mlflow.artifacts.download_artifacts(run_id=loaded.run_id, artifact_path=REFERENCE_ARTIFACT)
@@ -141,6 +91,11 @@ def _expected_from_reference(loaded: Any) -> tuple[np.ndarray, np.ndarray] | Non
     if "prediction" not in frame.columns:
         return None
     frame = frame.head(MAX_REFERENCE_ROWS)
+    if not loaded.schema.is_numeric:
+        x, reasons = frame_to_input(frame, loaded.schema)
+        if reasons is not None:
+            return None
+        return x, frame["prediction"].to_numpy()
     return frame_to_array(frame, loaded.schema), frame["prediction"].to_numpy()
 
 
@@ -188,6 +143,9 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
             loaded = load_model(model_uri, settings)
     except (ModelNotFoundError, RegistryUnavailableError):
         raise
+    except ModelNotServableError as e:
+        report.fail(e.message)
+        return report
     except MlcycleError as e:
         report.fail(f"cannot load: {e.message}")
         return report
@@ -218,7 +176,12 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
 
     # 2. signature -> v2 metadata
     try:
-        meta = v2_metadata(loaded.schema, prediction_datatype=loaded.prediction_datatype, classes=loaded.classes)
+        meta = v2_metadata(
+            loaded.schema,
+            prediction_datatype=loaded.prediction_datatype,
+            classes=loaded.classes,
+            output_columns=loaded.output_columns,
+        )
         report.details["v2_metadata"] = meta
     except (MlcycleError, KeyError, ValueError) as e:
         report.fail(f"signature does not map to v2 metadata: {e}")
@@ -235,7 +198,10 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
         report.fail("the model has no input example to replay; log it with input_example=X.head(5)")
     else:
         try:
-            x = decode_v2([V2Input("input-0", list(example.shape), "FP64", example.tolist())], loaded.schema)
+            if isinstance(example, np.ndarray):
+                x = decode_v2([V2Input("input-0", list(example.shape), "FP64", example.tolist())], loaded.schema)
+            else:  # a mixed-type signature: the example is already decoded as a request would be
+                x = example
             served = predict(loaded, x)
             report.details["example_rows"] = len(x)
             compared = False
@@ -260,15 +226,13 @@ def check_servability(model_uri: str, settings: Settings) -> ServabilityReport:
                     report.fail(f"{mismatches} of {len(rx)} reference rows predict differently than at training time")
             if not compared:
                 import mlflow.pyfunc
-                import pandas as pd
+
+                from mlcycle.serving.predict import as_prediction
+                from mlcycle.serving.schema import to_model_frame
 
                 pyfunc = mlflow.pyfunc.load_model(str(loaded.local_path))
-                frame = (
-                    pd.DataFrame(example, columns=list(loaded.schema.columns))
-                    if not loaded.schema.is_tensor
-                    else example
-                )
-                expected = np.asarray(pyfunc.predict(frame)).reshape(-1)
+                frame = to_model_frame(x, loaded.schema)
+                expected = as_prediction(pyfunc.predict(frame), len(x)).predictions
                 report.details["compared_with"] = "pyfunc"
                 if not _same(served.predictions, expected):
                     report.fail("the served predictions of the input example differ from MLflow pyfunc's")

@@ -24,6 +24,8 @@ def vector(*series):
 
 # What Prometheus answered for model "wine" in namespace team-a over 10 minutes, champion 4, canary 5.
 RECORDED = {
+    # a regressor's histogram of predicted values (here empty: wine is a classifier)
+    "mlcycle_prediction_value_bucket": vector(),
     "status=~": vector(({"version": "4"}, 9.0), ({"version": "5"}, 12.0)),
     "mlcycle_requests_total": vector(({"version": "4"}, 9000.0), ({"version": "5"}, 1000.0), ({"version": "3"}, 2.0)),
     "histogram_quantile": vector(({"version": "4"}, 0.012), ({"version": "5"}, "NaN")),
@@ -78,7 +80,7 @@ def test_reads_both_versions_from_recorded_answers(prometheus):
     assert canary.p95_latency_seconds is None  # NaN (no observations) is "not measured"
     assert canary.predictions == {"0": 40.0, "1": 60.0}
     assert all('model="wine",namespace="team-a"' in q for q in Handler.queries)
-    assert len(Handler.queries) == 4
+    assert len(Handler.queries) == 5  # requests, errors, p95, class counts, value histogram
     reader.close()
 
 

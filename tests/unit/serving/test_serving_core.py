@@ -224,7 +224,7 @@ def test_servability_reports_requirement_mismatch():
     problems, table = compare_requirements("scikit-learn==0.24.2\nnumpy==1.0.0\nrequests==2.0\n")
     assert any(p.startswith("scikit-learn 0.24.2 (model)") and "exactly" in p for p in problems)
     assert any(p.startswith("numpy 1.0.0") and "major.minor" in p for p in problems)
-    assert "requests" not in table
+    assert not any("requests" in p for p in problems)  # an unpinned-by-format package: installed is enough
     from importlib.metadata import version
 
     assert compare_requirements(f"scikit-learn=={version('scikit-learn')}\n")[0] == []
