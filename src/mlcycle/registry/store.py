@@ -92,14 +92,14 @@ def alias_version(name: str, alias: str, *, mlflow_client: Any = None) -> str | 
     except Exception as e:
         if is_not_found(e) or error_code(e) == "INVALID_PARAMETER_VALUE":  # MLflow: "alias ... not found"
             return None
-        if error_code(e) == "PERMISSION_DENIED" and not _visible(c, name):
+        if error_code(e) == "PERMISSION_DENIED" and not visible(c, name):
             # MLflow's auth app answers 403 for a model that does not exist as for another team's; its
             # permission-filtered search tells "none of ours by that name" (the server still refuses any write).
             return None
         raise
 
 
-def _visible(c: Any, name: str) -> bool:
+def visible(c: Any, name: str) -> bool:
     """Whether a registered model ``name`` exists that these credentials may read."""
     escaped = name.replace("'", "\\'")
     found = call(c.search_registered_models, filter_string=f"name = '{escaped}'", what=f"searching for {name}")

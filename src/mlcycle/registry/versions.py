@@ -63,7 +63,10 @@ def ensure_registered_model(name: str) -> None:
         store.call(client.get_registered_model, name, what=f"reading {name}")
         return
     except MlflowException as e:
-        if not store.is_not_found(e):
+        # MLflow's auth app answers 403 for a model that does not exist yet: create it unless a
+        # permission-filtered search shows one (the server refuses the create if it is another team's).
+        denied = store.error_code(e) == "PERMISSION_DENIED"
+        if not (store.is_not_found(e) or (denied and not store.visible(client, name))):
             raise
         team, _ = split_name(name)
         try:
