@@ -1,0 +1,236 @@
+"""Every use of KServe's private API, in one place; ``tests/inference/test_kserve_private.py`` pins each.
+
+KServe (0.21) offers no public way to do what the predictor needs here, so this module subclasses its
+servers and says why at each point:
+
+- :class:`PredictorRESTServer`: binds ``host`` (KServe hard-codes 0.0.0.0); builds the app with our
+  routes first, no timing middleware or access log (unless ``--access_log_format`` asks), the body
+  limit (413 before reading), and KServe's own routes and exception handlers (``_register_endpoints``,
+  ``_add_exception_handlers``, ``_add_middlewares``). A worker writes its payload log when it stops.
+- :class:`PredictorMultiProcessServer`: KServe's workers around that server (``_rest_server``), replaced
+  only when they exit (``RESTServerProcess._process``): KServe killed workers still importing.
+- :class:`PredictorGRPCServer`: gRPC on ``host:port`` with mlcycle's error mapping and metadata
+  (``_server``, ``_data_plane``, ``_kwargs``...), without the per-call log line.
+- :class:`PredictorServer`: ``ModelServer.start`` with those servers (``_rest_server``,
+  ``_rest_multiprocess_server``, ``_grpc_server`` are what ``ModelServer.stop`` reads).
+- :func:`v2_inputs`: a binary tensor's bytes are ``InferInput._raw_data``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import warnings
+from concurrent import futures
+from typing import Any
+
+from grpc import StatusCode, aio
+from kserve import ModelServer
+from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.errors import InvalidInput as KServeInvalidInput
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.grpc.servicer import InferenceServicer
+from kserve.protocol.infer_type import InferRequest
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
+from kserve.protocol.rest.server import RESTServer
+
+from inference.routes import register_routes
+from mlcycle.errors import InvalidInputError, MlcycleError
+from mlcycle.serving.protocol import GRPC_CODES
+from mlcycle.serving.runtime import close_payloads, freeze_heap
+from mlcycle.serving.schema import V2Input
+
+log = logging.getLogger("mlcycle.inference")
+
+
+def v2_inputs(request: InferRequest) -> list[V2Input]:
+    """A v2 request's inputs; binary ones (gRPC raw contents, REST binary extension) as numpy."""
+    inputs = []
+    for inp in request.inputs:
+        data = inp.data
+        if inp._raw_data is not None:
+            try:
+                data = inp.as_numpy()
+            except (ValueError, TypeError) as e:
+                raise InvalidInputError(
+                    f"input {inp.name!r}: raw data does not match shape {list(inp.shape)} and datatype "
+                    f"{inp.datatype}: {e}",
+                    field=inp.name,
+                ) from e
+            except KServeInvalidInput as e:  # an unknown datatype
+                raise InvalidInputError(f"input {inp.name!r}: {e}", field=inp.name) from e
+        inputs.append(V2Input(inp.name, list(inp.shape), inp.datatype, data))
+    return inputs
+
+
+def _silence_access_log() -> None:
+    """No access log line per request: it costs the hot path and Prometheus counts requests."""
+    access = logging.getLogger("uvicorn.access")
+    access.handlers, access.propagate, access.disabled = [], False, True
+
+
+def _after_shutdown(signum: int, _frame: Any) -> None:
+    log.debug("REST worker: signal %d after shutdown; finishing the payload log first", signum)
+
+
+class PredictorRESTServer(RESTServer):
+    def __init__(self, *args: Any, host: str, max_body_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.host = host
+        self.config.access_log = bool(self.access_log_format)
+        self.max_body_bytes = max_body_bytes
+
+    def create_application(self) -> None:
+        from kserve.model_server import app
+
+        from mlcycle.serving.limits import BodyLimitMiddleware
+
+        if self.access_log_format:  # KServe's timing and access log, as asked for
+            self._add_middlewares(app)
+        else:
+            _silence_access_log()
+        app.add_middleware(BodyLimitMiddleware, max_bytes=self.max_body_bytes)
+        register_routes(app, self.dataplane.model_registry)
+        self._register_endpoints(app)  # KServe's routes; ours, registered first, take precedence
+        self._add_exception_handlers(app)
+        # KServe's app still declares ORJSONResponse, which FastAPI now warns about on every new route use.
+        warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+
+    def run(self, sockets: Any = None) -> None:
+        """A worker process's entry point: after a graceful stop every answered request is logged.
+
+        Uvicorn re-raises the SIGTERM it handled once it has shut down; with the default handler that
+        killed the worker before its last payload rows were written. Ours lets ``run`` return.
+        """
+        freeze_heap()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _after_shutdown)
+        try:
+            super().run(sockets=sockets)
+        finally:
+            for model in self.dataplane.model_registry.get_models().values():
+                model.stop()
+            close_payloads()
+
+
+class PredictorMultiProcessServer(RESTServerMultiProcess):
+    def __init__(self, rest_server: PredictorRESTServer, **kwargs: Any) -> None:
+        super().__init__(
+            FASTAPI_APP_IMPORT_STRING,
+            rest_server.dataplane,
+            rest_server.model_repository_extension,
+            rest_server.config.port,
+            workers=rest_server.config.workers,
+            **kwargs,
+        )
+        self._rest_server = rest_server  # the workers run ours
+
+    async def keep_subprocess_alive(self, sockets: list) -> None:
+        """Replace workers that exited; leave busy ones alone (KServe killed any that did not answer a
+        ping within 5 s, so a worker still importing on a busy machine was restarted before it served).
+        A hung worker is the liveness probe's business."""
+        from mlcycle.serving.metrics import mark_process_dead
+
+        if self.should_exit.is_set():
+            return
+        for idx, process in enumerate(self._processes):
+            if process._process.exitcode is None:
+                continue
+            log.warning("REST worker %s exited with %s; starting a new one", process.pid, process._process.exitcode)
+            mark_process_dead(process.pid)
+            replacement = RESTServerProcess(sockets, self._rest_server.run, log_config_file=self.log_config_file)
+            replacement.start()
+            self._processes[idx] = replacement
+
+
+class MlcycleErrorInterceptor(ExceptionToStatusInterceptor):
+    async def handle_exception(self, ex: Exception, request_or_iterator: Any, context: Any, method_name: str):
+        if isinstance(ex, MlcycleError):
+            await context.abort(StatusCode[GRPC_CODES.get(ex.http_status, "INTERNAL")], ex.message)
+        return await super().handle_exception(ex, request_or_iterator, context, method_name)
+
+
+class PredictorServicer(InferenceServicer):
+    """ModelMetadata from our metadata (KServe's passes REST dicts whose ``parameters`` the protobuf
+    TensorMetadata has no field for: every call was INTERNAL)."""
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        model = self._data_plane.get_model_from_registry(request.name)
+        if not hasattr(model, "endpoint"):
+            return await super().ModelMetadata(request, context)
+        meta = model.endpoint.metadata(request.version or None)
+
+        def tensors(items: list[dict]) -> list:
+            return [pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"])
+                    for t in items]
+
+        return pb.ModelMetadataResponse(name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+                                        inputs=tensors(meta["inputs"]), outputs=tensors(meta["outputs"]))
+
+
+class PredictorGRPCServer(GRPCServer):
+    def __init__(self, host: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.host = f"[{host}]" if ":" in host else host
+
+    async def start(self, max_workers: int) -> None:
+        self._server = aio.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers),
+            interceptors=(MlcycleErrorInterceptor(),),
+            options=[
+                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length")),
+            ],
+        )
+        servicer = PredictorServicer(self._data_plane, self._model_repository_extension)
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+        self._server.add_insecure_port(f"{self.host}:{self._port}")
+        log.info("gRPC listening on %s:%s", self.host, self._port)
+        await self._server.start()
+        await self._server.wait_for_termination()
+
+
+class PredictorServer(ModelServer):
+    """``kserve.ModelServer`` on ``host`` with the servers above; ``options`` are the parsed flags
+    (KServe's included: gRPC message lengths, log config, SSL files...)."""
+
+    def __init__(self, *, host: str, options: dict[str, Any], max_body_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host, self.options, self.max_body_bytes = host, options, max_body_bytes
+
+    def start(self, models: list) -> None:
+        for model in models:  # KServe's public registration; readiness is each model's own
+            self.register_model(model)
+            if self.workers == 1:
+                model.start()  # with --workers N each worker loads and follows its own copy
+        freeze_heap()
+        rest = PredictorRESTServer(
+            FASTAPI_APP_IMPORT_STRING, self.dataplane, self.model_repository_extension, self.http_port,
+            host=self.host, max_body_bytes=self.max_body_bytes, access_log_format=self.access_log_format,
+            workers=self.workers, grace_period=self.grace_period, event_loop=self.event_loop,
+            timeout_keep_alive=self.timeout_keep_alive, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
+        )
+        if self.workers > 1:
+            self._rest_multiprocess_server = PredictorMultiProcessServer(
+                rest, grace_period=self.grace_period, log_config_file=self.options.get("log_config_file")
+            )
+            self.servers.append(self._rest_multiprocess_server.start())
+        else:
+            self._rest_server = rest
+            self.servers.append(rest.start())
+        if self.enable_grpc:
+            self._grpc_server = PredictorGRPCServer(
+                self.host, self.grpc_port, self.dataplane, self.model_repository_extension,
+                kwargs=self.options, grace_period=self.grace_period,
+            )
+            self.servers.append(self._grpc_server.start(self.max_threads))
+        self.setup_event_loop()
+        self.register_signal_handler()
+        try:
+            asyncio.run(self._serve())
+        finally:
+            close_payloads()  # the single-process server's rows (workers close their own)
