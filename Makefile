@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup lock demo test test-fast lint compile manifests images bench bench-serving bench-drift bench-batch bench-compiled clean
+.PHONY: setup lock demo test test-fast lint compile manifests images bench bench-serving bench-payload-log bench-drift bench-batch bench-compiled clean
 
 LOCK := requirements/dev.txt
 LOCK_RUNTIME := requirements/runtime.txt
@@ -86,6 +86,12 @@ bench-pipeline: $(STAMP)
 bench-serving: $(STAMP)
 	bash scripts/install-debian-deps.sh
 	$(BIN)/python benchmarks/bench_serving.py $(BENCH_ARGS)
+
+# Issue 16: the predictor's p99 with payload logging on vs off at 32 and 1 connections (~3 min);
+# BENCH_ARGS="--baseline main" also runs main's predictor in the same run (this checkout / main ratios).
+bench-payload-log: $(STAMP)
+	bash scripts/install-debian-deps.sh
+	$(BIN)/python benchmarks/bench_payload_log.py $(BENCH_ARGS)
 
 # Drift benchmark of issue 5: 1,000,000 rows x 20 columns, mlcycle's check vs plain Evidently (a few minutes).
 bench-drift: $(STAMP)

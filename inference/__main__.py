@@ -1,11 +1,8 @@
 """``python -m inference models:/wine@champion [more URIs] [--http-port 8080] [--grpc-port N] ...``
 
-The predictor's entry point (the image's command; ``mlcycle serve`` runs it too). The parser is built
-with ``parents=[kserve.model_server.parser]`` as KServe's own runtimes do, so ``--help`` lists and the
-server honours KServe's flags (``--http_port``, ``--workers``, ``--max_asyncio_workers``, ``--event-loop``,
-``--timeout-keep-alive``, ``--ssl_certfile``, ``--grpc_max_*_message_length``, ``--log_config_file``...)
-beside mlcycle's (kept as they were: ``--http-port``, ``--grpc-port``, ``--host``, ``--canary``...).
-Loads every model before listening, then serves them all under their base names.
+The predictor's entry point (the image's command; ``mlcycle serve`` runs it). Built with
+``parents=[kserve.model_server.parser]`` as KServe's runtimes are, so KServe's flags are listed and
+honoured beside mlcycle's own (``--http-port``, ``--grpc-port``, ``--host``, ``--canary``...).
 """
 
 from __future__ import annotations
@@ -35,11 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     # A copy: "resolve" replaces KServe's --workers by ours in this parser only, not in KServe's.
     kserve_flags = copy.deepcopy(model_server.parser)
     p = argparse.ArgumentParser(
-        prog="python -m inference",
-        description="Serve MLflow models over KServe's v1/v2 protocols (KServe's flags below work too).",
-        parents=[kserve_flags],
-        conflict_handler="resolve",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m inference", description="Serve MLflow models over KServe's v1/v2 protocols.",
+        parents=[kserve_flags], conflict_handler="resolve", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("models", nargs="+", help="model URIs: models:/wine@champion, models:/wine/3, runs:/...")
     p.add_argument("--http-port", dest="http_port", type=int, default=argparse.SUPPRESS, help="= --http_port")
@@ -98,15 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = vars(args)
     server = PredictorServer(
-        host=args.host,
-        options=options,
-        max_body_bytes=settings.serving_max_body_bytes,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port or 0,
-        workers=args.workers,
-        enable_grpc=args.enable_grpc,
-        enable_latency_logging=args.enable_latency_logging,
-        **{k: options[k] for k in SERVER_FLAGS},
+        host=args.host, options=options, max_body_bytes=settings.serving_max_body_bytes, http_port=args.http_port,
+        grpc_port=args.grpc_port or 0, workers=args.workers, enable_grpc=args.enable_grpc,
+        enable_latency_logging=args.enable_latency_logging, **{k: options[k] for k in SERVER_FLAGS},
     )
     server.start([MlflowModel(endpoint) for endpoint in endpoints])
     return 0

@@ -1,19 +1,18 @@
 """Every use of KServe's private API, in one place; ``tests/inference/test_kserve_private.py`` pins each.
 
-KServe (0.21) offers no public way to do what the predictor needs here, so this module subclasses its
-servers and says why at each point:
+KServe 0.21 has no public way to do these, so its servers are subclassed here:
 
-- :class:`PredictorRESTServer`: binds ``host`` (KServe hard-codes 0.0.0.0); builds the app with our
-  routes first, no timing middleware or access log (unless ``--access_log_format`` asks), the body
-  limit (413 before reading), and KServe's own routes and exception handlers (``_register_endpoints``,
-  ``_add_exception_handlers``, ``_add_middlewares``). A worker writes its payload log when it stops.
-- :class:`PredictorMultiProcessServer`: KServe's workers around that server (``_rest_server``), replaced
-  only when they exit (``RESTServerProcess._process``): KServe killed workers still importing.
-- :class:`PredictorGRPCServer`: gRPC on ``host:port`` with mlcycle's error mapping and metadata
-  (``_server``, ``_data_plane``, ``_kwargs``...), without the per-call log line.
-- :class:`PredictorServer`: ``ModelServer.start`` with those servers (``_rest_server``,
-  ``_rest_multiprocess_server``, ``_grpc_server`` are what ``ModelServer.stop`` reads).
-- :func:`v2_inputs`: a binary tensor's bytes are ``InferInput._raw_data``.
+- :class:`PredictorRESTServer` binds ``host`` (KServe: 0.0.0.0) and builds the app with our routes first,
+  the body limit, no timing middleware or access log unless ``--access_log_format`` asks, then KServe's
+  routes and handlers (``_register_endpoints``, ``_add_exception_handlers``, ``_add_middlewares``). A
+  worker writes its payload log when it stops.
+- :class:`PredictorMultiProcessServer` runs that server in KServe's workers (``_rest_server``) and
+  replaces only those that exit (``RESTServerProcess._process``): KServe killed workers still importing.
+- :class:`PredictorGRPCServer` serves gRPC on ``host:port`` with mlcycle's errors and metadata, no
+  per-call log line (``_server``, ``_port``, ``_data_plane``, ``_kwargs``).
+- :class:`PredictorServer` is ``ModelServer.start`` with those (``ModelServer.stop`` reads
+  ``_rest_server``, ``_rest_multiprocess_server``, ``_grpc_server``); :func:`v2_inputs` reads
+  ``InferInput._raw_data`` (gRPC's raw contents).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import warnings
 from concurrent import futures
 from typing import Any
 
+from google.protobuf import json_format
 from grpc import StatusCode, aio
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
@@ -56,11 +56,8 @@ def v2_inputs(request: InferRequest) -> list[V2Input]:
             try:
                 data = inp.as_numpy()
             except (ValueError, TypeError) as e:
-                raise InvalidInputError(
-                    f"input {inp.name!r}: raw data does not match shape {list(inp.shape)} and datatype "
-                    f"{inp.datatype}: {e}",
-                    field=inp.name,
-                ) from e
+                problem = f"raw data does not match shape {list(inp.shape)} and datatype {inp.datatype}"
+                raise InvalidInputError(f"input {inp.name!r}: {problem}: {e}", field=inp.name) from e
             except KServeInvalidInput as e:  # an unknown datatype
                 raise InvalidInputError(f"input {inp.name!r}: {e}", field=inp.name) from e
         inputs.append(V2Input(inp.name, list(inp.shape), inp.datatype, data))
@@ -81,7 +78,7 @@ class PredictorRESTServer(RESTServer):
     def __init__(self, *args: Any, host: str, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config.host = host
-        self.config.access_log = bool(self.access_log_format)
+        self.config.access_log = False  # uvicorn's; --access_log_format adds KServe's middleware instead
         self.max_body_bytes = max_body_bytes
 
     def create_application(self) -> None:
@@ -119,14 +116,9 @@ class PredictorRESTServer(RESTServer):
 
 class PredictorMultiProcessServer(RESTServerMultiProcess):
     def __init__(self, rest_server: PredictorRESTServer, **kwargs: Any) -> None:
-        super().__init__(
-            FASTAPI_APP_IMPORT_STRING,
-            rest_server.dataplane,
-            rest_server.model_repository_extension,
-            rest_server.config.port,
-            workers=rest_server.config.workers,
-            **kwargs,
-        )
+        config = rest_server.config
+        args = (FASTAPI_APP_IMPORT_STRING, rest_server.dataplane, rest_server.model_repository_extension, config.port)
+        super().__init__(*args, workers=config.workers, **kwargs)
         self._rest_server = rest_server  # the workers run ours
 
     async def keep_subprocess_alive(self, sockets: list) -> None:
@@ -155,21 +147,15 @@ class MlcycleErrorInterceptor(ExceptionToStatusInterceptor):
 
 
 class PredictorServicer(InferenceServicer):
-    """ModelMetadata from our metadata (KServe's passes REST dicts whose ``parameters`` the protobuf
-    TensorMetadata has no field for: every call was INTERNAL)."""
+    """ModelMetadata from our metadata, its ``parameters`` dropped (KServe's passed the REST dicts to the
+    protobuf, which has no field for them: every call was INTERNAL)."""
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method name)
         model = self._data_plane.get_model_from_registry(request.name)
         if not hasattr(model, "endpoint"):
             return await super().ModelMetadata(request, context)
         meta = model.endpoint.metadata(request.version or None)
-
-        def tensors(items: list[dict]) -> list:
-            return [pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"])
-                    for t in items]
-
-        return pb.ModelMetadataResponse(name=meta["name"], versions=meta["versions"], platform=meta["platform"],
-                                        inputs=tensors(meta["inputs"]), outputs=tensors(meta["outputs"]))
+        return json_format.ParseDict(meta, pb.ModelMetadataResponse(), ignore_unknown_fields=True)
 
 
 class PredictorGRPCServer(GRPCServer):

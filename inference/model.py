@@ -1,9 +1,6 @@
-"""The KServe model: a small :class:`kserve.Model` over :class:`mlcycle.serving.endpoint.ModelEndpoint`.
-
-Loading, alias following, routing, decoding and encoding all live in ``mlcycle.serving``; this class
-only maps KServe's calls onto the endpoint: ``load``/``start``/``stop``, readiness, and requests that
-KServe's own routes and gRPC servicer hand over as :class:`~kserve.protocol.infer_type.InferRequest`.
-"""
+"""The KServe model: a small :class:`kserve.Model` over :class:`mlcycle.serving.endpoint.ModelEndpoint`,
+which does the loading, alias following, routing, decoding and encoding. This class maps KServe's calls
+onto it: lifecycle, readiness, and the :class:`~kserve.protocol.infer_type.InferRequest` s of gRPC."""
 
 from __future__ import annotations
 
@@ -61,16 +58,13 @@ class MlflowModel(Model):
     async def infer(
         self, body: Any, headers: Any = None, version: str | None = None, *, authenticated: bool = False
     ) -> tuple[Any, dict[str, str]]:
-        """One request as KServe hands it over: v1 (dict or bytes) or v2 (InferRequest, REST or gRPC)."""
+        """A v2 request as KServe's gRPC servicer (or our binary REST route) hands it over; v1 and v2 JSON
+        take the REST routes' fast path (inference.routes) straight to the endpoint."""
         headers = headers or {}
         if not authenticated:
             self.endpoint.authenticate(headers)
-        if isinstance(body, bytes | bytearray | str):  # v1 sent without a JSON content type
-            body = protocol.loads(body)
-        if isinstance(body, dict):
-            return await self.endpoint.answer_json("v1", body, headers, version)
         if not isinstance(body, InferRequest):
-            raise InvalidInputError("the request body must be a JSON object", field="body")
+            raise InvalidInputError("expected a v2 inference request", field="body")
         kind = "v2-grpc" if body.from_grpc else "v2-rest"
         given_id = body.id or headers.get("x-request-id")
         sv, request_id, result = await self.endpoint.answer(kind, headers, given_id, version, v2_inputs(body))

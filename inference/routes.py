@@ -42,9 +42,7 @@ def register_routes(app: FastAPI, registry: ModelRepository) -> None:
         return model(model_name).endpoint.metadata(model_version)
 
     async def version_ready(model_name: str, model_version: str) -> dict:
-        endpoint = model(model_name).endpoint
-        endpoint.served_version(model_version)
-        return {"name": model_name, "ready": bool(endpoint.ready)}
+        return {"name": model_name, "ready": bool(model(model_name).endpoint.served_version(model_version))}
 
     async def infer(request: Request) -> Response:
         params, headers = request.path_params, request.headers
@@ -56,10 +54,8 @@ def register_routes(app: FastAPI, registry: ModelRepository) -> None:
             version = params.get("model_version")
             result, extra = await m.endpoint.answer_json("v2-rest", protocol.loads(body), headers, version)
             return Response(protocol.dumps(result), headers=extra, media_type=JSON)
-        try:  # the binary tensor extension: KServe's own decoder
+        try:  # the binary tensor extension: KServe's decoder, whose KeyError/TypeError/... mean a bad header
             parsed = InferRequest.from_bytes(body, int(binary), m.name)
-        # KServe's decoder indexes the client's JSON header as it finds it: a missing field is a KeyError,
-        # a wrong type a TypeError/IndexError. All of them are the client's mistake.
         except (ValueError, TypeError, KeyError, IndexError, KServeInvalidInput) as e:
             raise InvalidInputError(f"bad {INFERENCE_CONTENT_LENGTH_HEADER}: {e}", field="body") from e
         result, extra = await m.infer(parsed, dict(headers), version=params.get("model_version"), authenticated=True)
