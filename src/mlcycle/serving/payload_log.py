@@ -337,8 +337,16 @@ def _to_table(records: list[_Record], input_columns: tuple[str, ...], classes: t
     for column in ("model_name", "model_version", "protocol"):
         values = np.array([getattr(r, column) for r in records], dtype=object)
         columns[column] = pa.array(np.repeat(values, counts), type=pa.string())
-    for i, column in enumerate(input_columns):
-        columns[column] = _concat([_column(r.inputs, i) for r in records])
+    if all(isinstance(r.inputs, np.ndarray) for r in records):
+        # One concatenation for the whole batch (not one per column and record): the writer holds the GIL
+        # for less time, so requests queued behind a flush wait less (the p99 cost of logging).
+        stacked = _concat([r.inputs for r in records])
+        for i, column in enumerate(input_columns):
+            columns[column] = stacked[:, i]
+    else:  # DataFrames (typed columns): one concatenation too, then column by column
+        frame = pd.concat([_frame(r.inputs, input_columns) for r in records], ignore_index=True)
+        for i, column in enumerate(input_columns):
+            columns[column] = frame.iloc[:, i].to_numpy()
     columns["prediction"] = _concat([np.asarray(r.predictions).reshape(-1) for r in records])
     if classes is not None:
         proba = np.concatenate([np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1) for r in records])
@@ -347,10 +355,10 @@ def _to_table(records: list[_Record], input_columns: tuple[str, ...], classes: t
     return pa.table(columns)
 
 
-def _column(inputs: pd.DataFrame | np.ndarray, i: int) -> np.ndarray:
+def _frame(inputs: pd.DataFrame | np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
     if isinstance(inputs, pd.DataFrame):
-        return inputs.iloc[:, i].to_numpy()
-    return np.asarray(inputs)[:, i]
+        return inputs.set_axis(list(columns), axis=1) if tuple(inputs.columns) != columns else inputs
+    return pd.DataFrame(np.asarray(inputs), columns=list(columns))
 
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:
