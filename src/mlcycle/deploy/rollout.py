@@ -33,6 +33,7 @@ from mlcycle.deploy.serving_state import (
 )
 from mlcycle.errors import ApprovalRequiredError, InvalidInputError, ModelNotFoundError, ServabilityError
 from mlcycle.governance import audit
+from mlcycle.registry import store
 from mlcycle.registry.uris import parse_model_ref, qualified_name, split_name
 
 
@@ -74,7 +75,7 @@ def deploy_version(
     """
     env = get_environment(environment)
     registered, _, _ = _target(model, team)
-    client.get_model_version(registered, str(version))  # fail before touching the cluster
+    store.get_model_version(registered, str(version), mlflow_client=client)  # fail before touching the cluster
     # The release rules (gate passed, servable, approved where protected) before anything is applied.
     _require_releasable(client, registered, str(version), environment, step="deploy apply")
     isvc = render_inference_service(registered, environment, team=team, version=version)
@@ -127,8 +128,6 @@ def rollback_canary(api: Any, client: Any, model: str, environment: str, *, team
 
 def _restore_alias(client: Any, registered: str, alias: str, rolled_back: str, environment: str) -> None:
     # Team ownership was checked by _target (qualified_name) before the rollback.
-    from mlcycle.registry import store
-
     current = store.alias_version(registered, alias, mlflow_client=client)
     serving = [v for v, t in read_serving_state(client, registered, environment).items() if t["state"] == SERVING]
     if current != rolled_back or not serving:

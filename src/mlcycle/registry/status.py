@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from mlcycle.registry import store
 from mlcycle.registry.uris import TEAM_SEPARATOR, split_name
 
 
@@ -57,13 +58,14 @@ def registry_status(team: str = "", name: str | None = None) -> list[ModelStatus
 
     client = MlflowClient()
     models = []
-    for model in client.search_registered_models(max_results=1000):
+    for model in store.call(client.search_registered_models, max_results=1000, what="listing registered models"):
         owner, _ = split_name(model.name)
         if team and owner != team:
             continue
         if name and model.name != name and model.name != f"{team}{TEAM_SEPARATOR}{name}":
             continue
-        versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: -int(v.version))
+        found = store.call(client.search_model_versions, f"name='{model.name}'", what=f"listing {model.name}")
+        versions = sorted(found, key=lambda v: -int(v.version))
         aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
         models.append(ModelStatus(model.name, owner, aliases, [_version_status(v, aliases) for v in versions]))
     return sorted(models, key=lambda m: m.name)
@@ -74,9 +76,10 @@ def version_summary(registered_name: str, version: str) -> dict:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    v = client.get_model_version(registered_name, version)
-    model = client.get_registered_model(registered_name)
-    metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+    v = store.get_model_version(registered_name, version, mlflow_client=client)
+    model = store.get_registered_model(registered_name, mlflow_client=client)
+    run = store.get_run(v.run_id, mlflow_client=client) if v.run_id else None
+    metrics = run.data.metrics if run else {}
     status = _version_status(v)
     return {
         "registered_name": registered_name,

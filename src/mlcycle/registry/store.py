@@ -84,6 +84,28 @@ def get_model_version(name: str, version: str, *, mlflow_client: Any = None) -> 
         raise
 
 
+def get_registered_model(name: str, *, mlflow_client: Any = None) -> Any:
+    """The MLflow ``RegisteredModel``; :class:`ModelNotFoundError` only when MLflow says it does not exist."""
+    c = mlflow_client or client()
+    try:
+        return call(c.get_registered_model, name, what=f"reading {name}")
+    except Exception as e:
+        if is_not_found(e):
+            raise ModelNotFoundError(f"registered model {name!r} not found", field="model") from e
+        raise
+
+
+def get_run(run_id: str, *, mlflow_client: Any = None) -> Any | None:
+    """The MLflow run, or None when MLflow says it does not exist (an outage still raises)."""
+    c = mlflow_client or client()
+    try:
+        return call(c.get_run, run_id, what=f"reading run {run_id}")
+    except Exception as e:
+        if is_not_found(e):
+            return None
+        raise
+
+
 def alias_version(name: str, alias: str, *, mlflow_client: Any = None) -> str | None:
     """The version ``alias`` points at; None when the alias or the model does not exist."""
     c = mlflow_client or client()
