@@ -52,16 +52,30 @@ def _version_status(v, aliases: dict[str, str] | None = None) -> VersionStatus:
 
 
 def registry_status(team: str = "", name: str | None = None) -> list[ModelStatus]:
-    """Registered models (a team's only, when ``team`` is set), newest versions first."""
+    """Registered models (a team's only, when ``team`` is set), newest versions first.
+
+    A ``name`` is read directly rather than picked out of a search: MLflow's auth app filters searches
+    (another team's model would look absent) but refuses a direct read with 403, which the caller reports.
+    """
     from mlflow.tracking import MlflowClient
 
+    from mlcycle.registry import store
+
     client = MlflowClient()
+    if name:
+        registered = name if TEAM_SEPARATOR in name or not team else f"{team}{TEAM_SEPARATOR}{name}"
+        try:
+            found = [store.call(client.get_registered_model, registered, what=f"reading {registered}")]
+        except Exception as e:
+            if not store.is_not_found(e):
+                raise
+            found = []
+    else:
+        found = client.search_registered_models(max_results=1000)
     models = []
-    for model in client.search_registered_models(max_results=1000):
+    for model in found:
         owner, _ = split_name(model.name)
         if team and owner != team:
-            continue
-        if name and model.name != name and model.name != f"{team}{TEAM_SEPARATOR}{name}":
             continue
         versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: -int(v.version))
         aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
