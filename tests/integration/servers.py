@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from mlcycle.auth.server import SERVER_ENV
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -96,7 +98,7 @@ def mlflow_server(backend_uri: str, artifacts: Path, log_file: Path, *, app_name
     """
     port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
+    env = {**os.environ, **SERVER_ENV, **(env or {})}  # SERVER_ENV: telemetry off, no GenAI job workers
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         env.pop(name, None)  # the server authenticates others; it is no client
     with open(log_file, "w") as log:

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlcycle.auth.server import SERVER_ENV
 from tests.inference.conftest import free_port, start_predictor, stop_predictor
 from tests.inference.wine_models import log_wine_model
 from tests.reliability.conftest import percentile
@@ -48,7 +49,7 @@ class MlflowServer:
 
     def start(self) -> None:
         mlflow_bin = Path(sys.executable).parent / "mlflow"
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        env = {**os.environ, **SERVER_ENV}  # telemetry off, no GenAI job workers
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [str(mlflow_bin), "server", "--backend-store-uri", self.backend, "--artifacts-destination",

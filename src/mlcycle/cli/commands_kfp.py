@@ -226,7 +226,9 @@ def ui(
                                         field="port")
     # SIGTERM (e.g. from a supervisor) stops the UI like Ctrl-C does, so the server never outlives us.
     signal.signal(signal.SIGTERM, _interrupt)
-    process = subprocess.Popen(mlflow_ui_command(settings, chosen), env={**os.environ},  # noqa: S603 (our argv)
+    from mlcycle.auth.server import SERVER_ENV  # no GenAI job workers: mlcycle runs no MLflow jobs
+
+    process = subprocess.Popen(mlflow_ui_command(settings, chosen), env={**SERVER_ENV, **os.environ},  # noqa: S603 (our argv)
                                start_new_session=True)
     try:
         _wait_until_up(process, url, start_timeout)
