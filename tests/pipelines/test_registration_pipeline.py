@@ -96,6 +96,12 @@ def test_register_a_script_model_then_gate_a_worse_one(mlcycle_home, diabetes, t
     assert outcome.action == "reject" and "does not beat champion v1" in outcome.decision.reason
     assert alias_version("diab", "champion") == "1" and imported.reference_source == "holdout"
 
+    # A registry URI works as a source too: its files are copied, so the copy outlives the original.
+    copied = lifecycle.run_import("models:/diab@champion", diabetes["holdout"], "target", mlcycle_home,
+                                  registered_name="diab-copy", test_path=tmp_path / "copy.parquet")
+    assert copied.flavor == "sklearn" and copied.model_uri.endswith("/model")
+    assert client.get_run(copied.run_id).data.tags["mlcycle.source_model_uri"] == "models:/diab@champion"
+
 
 def test_what_is_not_a_model_is_one_line_and_registers_nothing(mlcycle_home, diabetes, tmp_path, capsys):
     code, _, err = run_cli(capsys, "register", str(tmp_path), "--name", "diab", "--holdout", diabetes["holdout"],
