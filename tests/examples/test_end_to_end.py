@@ -1,6 +1,6 @@
 """The three example projects end to end, sharing one store and one predictor:
 
-train (the LightGBM and diabetes trainers) or register (the custom PythonModel from a plain MLflow script)
+train (the LightGBM and diabetes trainers) or `mlcycle register` (the custom PythonModel from a plain MLflow script)
 → gate → champion → served over v2 → batch scoring equal to serving, row for row → a drift check on the
 served traffic against the reference sample the training or import run stored.
 """
@@ -62,12 +62,15 @@ def _gate(world: World, name: str, run_id: str, test_path) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     from examples.custom_pythonmodel import train as custom
     from examples.diabetes_regression.train import write_data as write_diabetes
     from examples.lightgbm_categorical.train import write_data as write_churn
-    from mlcycle import lifecycle, tracking
+    from mlcycle import tracking
+    from mlcycle.cli import main
     from mlcycle.config import load_settings
+    from mlcycle.registry.versions import alias_version, get_version
 
     saved = dict(os.environ)
     home = tmp_path_factory.mktemp("examples-home")
@@ -93,10 +96,14 @@ def world(tmp_path_factory) -> World:
     holdout.to_parquet(tmp / "custom-holdout.parquet", index=False)
     mlflow.set_experiment(experiment_id=tracking.ensure_experiment("my-scripts", settings))
     uri = custom.main(["--data", str(tmp / "custom-train.parquet")])
-    imported = lifecycle.run_import(uri, str(tmp / "custom-holdout.parquet"), "outcome", settings,
-                                    registered_name=CUSTOM, test_path=tmp / "custom-test.parquet",
-                                    reference=str(tmp / "custom-train.parquet"))
-    _gate(world, CUSTOM, imported.run_id, tmp / "custom-test.parquet")
+    # ... and is brought in with the command a data scientist types (the registration pipeline on kfp.local).
+    code = main(["register", uri, "--name", CUSTOM, "--holdout", str(tmp / "custom-holdout.parquet"),
+                 "--target", "outcome", "--reference", str(tmp / "custom-train.parquet")])
+    assert code == 0
+    version = alias_version(CUSTOM, "champion")
+    world.outcomes[CUSTOM] = get_version(CUSTOM, version)
+    world.holdouts[CUSTOM] = holdout.drop(columns=["outcome"])
+    world.lineage[CUSTOM] = MlflowClient().get_run(world.outcomes[CUSTOM].run_id).data.tags
     yield world
     os.environ.clear()
     os.environ.update(saved)
@@ -113,10 +120,14 @@ def server(world, tmp_path_factory):
 def test_each_example_passes_the_gate_and_becomes_champion(world):
     from mlcycle.registry.versions import alias_version, get_version
 
-    for name, outcome in world.outcomes.items():
+    for name in (LGBM, DIABETES):
+        outcome = world.outcomes[name]
         assert outcome.action == "promote", (name, outcome.decision.reason)
         assert alias_version(name, "champion") == outcome.version
         assert get_version(name, outcome.version).tags["mlcycle.servability"] == "ok"
+    registered = world.outcomes[CUSTOM]  # through `mlcycle register`
+    assert registered.tags["mlcycle.gate.decision"] == "promote" and registered.tags["mlcycle.servability"] == "ok"
+    assert world.lineage[CUSTOM]["mlcycle.reference_source"].endswith("custom-train.parquet")
     assert world.lineage[LGBM]["mlcycle.task"] == "classification"
     assert world.lineage[LGBM]["mlcycle.trainer"] == "examples.lightgbm_categorical.train:fit"
     assert world.lineage[DIABETES]["mlcycle.task"] == "regression"
