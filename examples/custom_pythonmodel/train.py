@@ -31,11 +31,17 @@ def make_data(rows: int = 1_000, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def fit(train: pd.DataFrame, target: str = TARGET, threshold: float = 0.5, C: float = 1.0):
-    """The fitted :class:`~examples.custom_pythonmodel.model.ChurnLabeler`."""
+def fit(train: pd.DataFrame, target: str = TARGET, params: dict | None = None):
+    """The fitted :class:`~examples.custom_pythonmodel.model.ChurnLabeler` (``params``: ``threshold``, ``C``).
+
+    It is also a trainer: ``mlcycle run training --trainer examples.custom_pythonmodel.train:fit`` logs the
+    same PythonModel (with this package as its code) without the script.
+    """
     from examples.custom_pythonmodel.model import ChurnLabeler
 
-    return ChurnLabeler(threshold=threshold, C=C).fit(train.drop(columns=[target]), train[target])
+    params = params or {}
+    model = ChurnLabeler(threshold=float(params.get("threshold", 0.5)), C=float(params.get("C", 1.0)))
+    return model.fit(train.drop(columns=[target]), train[target])
 
 
 def log(model, train: pd.DataFrame, target: str = TARGET) -> str:
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--threshold", type=float, default=0.5)
     args = parser.parse_args(argv)
     train = pd.read_parquet(args.data)
-    uri = log(fit(train, threshold=args.threshold), train)
+    uri = log(fit(train, params={"threshold": args.threshold}), train)
     print(uri)
     return uri
 
