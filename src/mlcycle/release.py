@@ -113,11 +113,13 @@ def protected_environments(alias: str, settings: Settings | None = None) -> list
 
 
 def refusal(name: str, version: str, alias: str, *, settings: Settings | None = None, client: Any = None,
-            environments: list[str] | None = None) -> tuple[str, str] | None:
+            environments: list[str] | None = None, purpose: str = "") -> tuple[str, str] | None:
     """Why ``version`` may not take ``alias`` (or be served in ``environments``): ``(kind, reason)``, or None.
 
     Checked in order: gate decision, servability, standing approval in each protected environment.
+    ``purpose`` ends the reason (default ``become <alias>``).
     """
+    purpose = purpose or f"become {alias}"
     settings = settings or load_settings()
     client = _client(client)
     tags = dict(store.get_model_version(name, version, mlflow_client=client).tags or {})
@@ -125,11 +127,11 @@ def refusal(name: str, version: str, alias: str, *, settings: Settings | None = 
     if decision != "promote":
         why = tags.get("mlcycle.gate.reason", "")
         return GATE, (f"models:/{name}/{version} did not pass the gate (mlcycle.gate.decision="
-                      f"{decision or 'none'}{': ' + why if why else ''}); it may not become {alias}")
+                      f"{decision or 'none'}{': ' + why if why else ''}); it may not {purpose}")
     servability = tags.get(TAG_SERVABILITY, "")
     if servability != "ok":
         return UNSERVABLE, (f"models:/{name}/{version} is not servable "
-                            f"({servability or 'never checked'}); it may not become {alias}")
+                            f"({servability or 'never checked'}); it may not {purpose}")
     protected = [e for e in (environments or environments_serving(alias)) if e in settings.protected]
     for environment in protected:
         try:
@@ -143,7 +145,7 @@ def require_releasable(name: str, version: str, environment: str, *, settings: S
                        client: Any = None) -> None:
     """Raise unless ``version`` may serve in ``environment`` (gate, servability, approval): deploy's check."""
     found = refusal(name, str(version), ENVIRONMENTS[environment].alias, settings=settings, client=client,
-                    environments=[environment])
+                    environments=[environment], purpose=f"serve in {environment}")
     if found:
         AliasMove(False, name, ENVIRONMENTS[environment].alias, str(version), None, found[1],
                   refused=found[0]).raise_if_refused()

@@ -183,6 +183,15 @@ def _mlcycle(args: list[str], env: dict[str, str], timeout: float = 600) -> subp
                           timeout=timeout, check=False)
 
 
+def _concurrently(commands: dict[str, tuple[list[str], dict[str, str]]]) -> dict[str, subprocess.CompletedProcess]:
+    """Independent ``mlcycle`` commands side by side (each mostly waits on imports and the server), in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {what: pool.submit(_mlcycle, args, env) for what, (args, env) in commands.items()}
+        return {what: future.result() for what, future in futures.items()}
+
+
 def _env(server: AuthServer, creds: Credentials, home: Path) -> dict[str, str]:
     base = _without_credentials({k: v for k, v in os.environ.items()
                                  if not k.startswith(("MLCYCLE_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY"))})
@@ -199,11 +208,6 @@ def _one_line_refusal(done: subprocess.CompletedProcess) -> str:
     return lines[-1]
 
 
-@pytest.mark.xfail(
-    reason="known open defect (issue 17): MLflow's auth app answers 403, not 404, for a registered model that does "
-    "not exist yet, and the register step still reads that 403 as a refusal; the evaluate step's alias read is fixed",
-    strict=False,
-)
 def test_team_a_lifecycle_runs_with_its_credentials_and_team_b_is_refused_by_the_server(mlflow_auth, tmp_path):
     a_env = _env(mlflow_auth, mlflow_auth.team_a, tmp_path / "a")
     trained = _mlcycle(["run", "training", "--dataset", "wine", "--model", "logistic_regression", "--json"], a_env)
@@ -245,13 +249,14 @@ def test_team_a_lifecycle_runs_with_its_credentials_and_team_b_is_refused_by_the
         predictor.wait(timeout=30)  # SIGTERM flushes the payload log
 
     X[names].head(120).to_csv(tmp_path / "in.csv", index=False)
-    batch = _mlcycle(["batch", "wine@champion", "--input", str(tmp_path / "in.csv"), "--output",
-                      str(tmp_path / "out.parquet")], a_env)
+    batch, drift = _concurrently({
+        "batch": (["batch", "wine@champion", "--input", str(tmp_path / "in.csv"), "--output",
+                   str(tmp_path / "out.parquet")], a_env),
+        "drift": (["drift", "wine@champion", "--since", "1h", "--source", str(tmp_path / "a" / "payloads"),
+                   "--json"], a_env),
+    }).values()
     assert batch.returncode == 0, batch.stderr[-3000:]
     assert len(pd.read_parquet(tmp_path / "out.parquet")) == 120
-
-    drift = _mlcycle(["drift", "wine@champion", "--since", "1h", "--source", str(tmp_path / "a" / "payloads"),
-                      "--json"], a_env)
     assert drift.returncode == 0, drift.stderr[-3000:]
     assert json.loads(drift.stdout)["status"] in {"ok", "drift"}
 
@@ -259,16 +264,15 @@ def test_team_a_lifecycle_runs_with_its_credentials_and_team_b_is_refused_by_the
     # the server refuses each one, and the command says so in one line.
     b_env = _env(mlflow_auth, mlflow_auth.team_b, tmp_path / "b")
     (tmp_path / "b").mkdir()
-    refused = {
-        "serve": _mlcycle(["serve", "wine@champion", "--http-port", str(free_port())], b_env, timeout=180),
-        "batch": _mlcycle(["batch", "wine@champion", "--input", str(tmp_path / "in.csv"), "--output",
-                           str(tmp_path / "b" / "out.parquet")], b_env),
-        "drift": _mlcycle(["drift", "wine@champion", "--since", "1h", "--source", str(tmp_path / "a" / "payloads")],
-                          b_env),
-        "promote": _mlcycle(["promote", "wine"], b_env),
-        "status": _mlcycle(["status", "wine"], b_env),
-        "run training": _mlcycle(["run", "training", "--dataset", "wine", "--model", "logistic_regression"], b_env),
-    }
+    refused = _concurrently({
+        "serve": (["serve", "wine@champion", "--http-port", str(free_port())], b_env),
+        "batch": (["batch", "wine@champion", "--input", str(tmp_path / "in.csv"), "--output",
+                   str(tmp_path / "b" / "out.parquet")], b_env),
+        "drift": (["drift", "wine@champion", "--since", "1h", "--source", str(tmp_path / "a" / "payloads")], b_env),
+        "promote": (["promote", "wine"], b_env),
+        "status": (["status", "wine"], b_env),
+        "run training": (["run", "training", "--dataset", "wine", "--model", "logistic_regression"], b_env),
+    })
     lines = {what: _one_line_refusal(done) for what, done in refused.items()}
     assert all("team-b" in line or "credentials" in line for line in lines.values()), lines
     assert not (tmp_path / "b" / "out.parquet").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mlcycle import lifecycle, tracking
+from mlcycle.cli import main
 from mlcycle.config import load_settings
 from mlcycle.errors import RegistryUnavailableError
 from mlcycle.registry import versions
@@ -25,7 +26,7 @@ def _use(url, monkeypatch):
     return settings
 
 
-def test_an_outage_during_the_gate_leaves_the_version_ungated_and_retryable(tmp_path, monkeypatch):
+def test_an_outage_during_the_gate_leaves_the_version_ungated_and_retryable(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLCYCLE_HOME", str(tmp_path / "home"))
     for var in ("MLCYCLE_TEAM", "MLFLOW_TRACKING_URI", "MLCYCLE_REGISTRY_URI", "MLFLOW_REGISTRY_URI",
                 "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLCYCLE_ARTIFACT_ROOT"):
@@ -46,6 +47,13 @@ def test_an_outage_during_the_gate_leaves_the_version_ungated_and_retryable(tmp_
     with pytest.raises(RegistryUnavailableError) as caught:
         lifecycle.gate_candidate(run.run_id, "wine", version, GatePolicy(), settings)
     assert caught.value.http_status == 503
+    # Every other registry read says "unavailable" too (exit 3, retry later), never "not found" (exit 2).
+    for args in (["approve", f"models:/wine/{version}", "--env", "prod", "--reason", "ok"], ["card", f"wine/{version}"],
+                 ["promote", "wine", "--version", version, "--reason", "outage"]):
+        capsys.readouterr()
+        assert main(args) == 3, args
+        err = capsys.readouterr().err
+        assert "unavailable" in err and "not found" not in err and "Traceback" not in err, (args, err)
     with mlflow_server(backend, artifacts, tmp_path / "mlflow-2.log") as url:  # the registry is back
         settings = _use(url, monkeypatch)
         tags = versions.get_version("wine", version).tags

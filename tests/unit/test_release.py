@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,14 @@ from mlflow import MlflowClient
 
 from mlcycle import lifecycle, release
 from mlcycle.cli import main
+from mlcycle.deploy import rollout
+from mlcycle.deploy.kube import apply_inference_service
+from mlcycle.deploy.render import render_inference_service
+from mlcycle.deploy.serving_state import record_rollout
 from mlcycle.governance import approvals, audit
 from mlcycle.registry import store
 from tests.release_helpers import mark_releasable
+from tests.unit.deploy.fakes import FakeCustomObjectsApi, RecordedReader
 
 NAME = "wine"
 REPO = Path(__file__).resolve().parents[2]
@@ -139,6 +145,75 @@ def test_every_champion_path_refuses_every_unearned_version(registry, mlcycle_ho
     promotion = registry.get_model_version(NAME, "2").tags.get("mlcycle.gate.promotion", "")
     expected_note = "awaiting approval for prod" if kind == release.APPROVAL else f"refused: {new[0].details['reason']}"
     assert promotion == expected_note
+    assert audit.verify(NAME) == []
+
+
+def cluster(*versions: str) -> FakeCustomObjectsApi:
+    """The Kubernetes stand-in with ``versions`` of wine rolled out in prod, in order, as ``kubectl apply``
+    would (no release check): the first serves, a second runs as a canary."""
+    api = FakeCustomObjectsApi()
+    for version in versions:
+        isvc = render_inference_service(NAME, "prod", version=version)
+        record_rollout(MlflowClient(), NAME, version, "prod", apply_inference_service(api, isvc, 10))
+    return api
+
+
+def deploy_apply(api):  # `mlcycle deploy apply wine --version 2 --env prod` (and the pipeline's deploy step)
+    return rollout.deploy_version(api, MlflowClient(), NAME, "2", "prod")
+
+
+def deploy_promote(api):  # `mlcycle deploy promote wine --env prod`, v2's canary running
+    return rollout.promote_canary(api, MlflowClient(), NAME, "prod")
+
+
+def canary_auto_promote(api):  # `mlcycle deploy analyze wine --env prod --auto-promote` on a healthy canary
+    decision, result = rollout.analyze_canary(api, MlflowClient(), RecordedReader(0.0), NAME, "prod",
+                                              auto_promote=True)
+    assert decision.action == "promote"  # healthy: only the release rules hold it back
+    return result
+
+
+DEPLOY_PATHS = {"deploy apply": (deploy_apply, ("1",)), "deploy promote": (deploy_promote, ("1", "2")),
+                "canary auto-promote": (canary_auto_promote, ("1", "2"))}
+ERRORS = {release.GATE: "ReleaseRefusedError", release.UNSERVABLE: "ServabilityError",
+          release.APPROVAL: "ApprovalRequiredError"}
+
+
+@pytest.mark.parametrize("path", DEPLOY_PATHS)
+@pytest.mark.parametrize("state", [state for state in CELLS if state != "lost race"])
+def test_every_deploy_path_refuses_every_unearned_version(registry, path, state):
+    """Deploy paths move traffic, not aliases: the same rules hold, and neither traffic nor aliases move."""
+    step, deployed = DEPLOY_PATHS[path]
+    api = cluster(*deployed)
+    setup, kind, words = CELLS[state]
+    setup(registry)
+    before, cluster_before = aliases(registry), deepcopy(api.objects)
+    events_before = len(audit.timeline(NAME))
+    if path == "canary auto-promote":
+        assert step(api) is None
+    else:
+        with pytest.raises(Exception) as caught:
+            step(api)
+        assert type(caught.value).__name__ == ERRORS[kind] and words in str(caught.value)
+    assert aliases(registry) == before and api.objects == cluster_before, "a refused step changed something"
+    new = audit.timeline(NAME)[events_before:]
+    (refused,) = [e for e in new if e.action == "deploy.refused"]
+    assert words in refused.details["reason"] and refused.details["environment"] == "prod"
+    assert "alias.moved" not in [e.action for e in new]
+    assert audit.verify(NAME) == []
+
+
+def test_a_canary_rollback_is_never_blocked(registry):
+    mark_releasable(registry, NAME, "2")
+    approvals.approve(NAME, "2", "prod", "canary may start")
+    api = cluster("1", "2")
+    assert release.promote_version(NAME, "2", expected_current="1", reason="canary started").moved
+    approvals.revoke(NAME, "1", "prod", "even v1 is suspect")  # rolling back to v1 still works
+    result = rollout.rollback_canary(api, MlflowClient(), NAME, "prod")
+    assert result.action == "rolled_back"
+    assert aliases(registry)["champion"] == "1"  # the alias follows what serves
+    (back,) = [e for e in moved_events("1") if e.details["kind"] == "rollback"]
+    assert back.details["reason"] == "prod canary rolled back"
     assert audit.verify(NAME) == []
 
 

@@ -41,6 +41,10 @@ from mlcycle.errors import ConfigError, MlcycleError
 ADMIN_USERNAME = "admin"
 DEFAULT_PERMISSION = "NO_PERMISSIONS"
 AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
+# What every tracking server mlcycle starts runs with: no telemetry, and no job runner (MLflow 3.x starts
+# eight huey consumer processes for its GenAI jobs by default; mlcycle uses none, and on a small machine
+# they cost more CPU at start than the server itself). Set either variable to override.
+SERVER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 class TrackingServerError(MlcycleError):
@@ -142,7 +146,7 @@ def prepare(settings: Settings, *, database_uri: str | None = None) -> tuple[Aut
         "MLFLOW_FLASK_SERVER_SECRET_KEY": files.secret_key.read_text(encoding="utf-8").strip(),
         "MLFLOW_AUTH_ADMIN_USERNAME": admin.username,
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin.password,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **{name: os.environ.get(name, value) for name, value in SERVER_ENV.items()},
     }
     return files, env
 
@@ -169,7 +173,7 @@ def server_command(settings: Settings, port: int, *, auth: bool) -> list[str]:
 
 def start(settings: Settings, port: int, *, auth: bool, log_file: Path | None = None) -> subprocess.Popen:
     """Start the tracking server (its own process group); the caller stops it with :func:`stop`."""
-    env = {**os.environ}
+    env = {**SERVER_ENV, **os.environ}
     if auth:
         env.update(prepare(settings)[1])
     command = server_command(settings, port, auth=auth)

@@ -1,7 +1,8 @@
 """The ``mlcycle`` command: parsing and printing only; all work happens in the library.
 
 Each command group lives in its own module and registers itself on :data:`app`. Errors print one clear
-line and exit non-zero; ``--debug`` shows the traceback instead.
+line and exit non-zero (2: refused or bad input, 3: the registry is unavailable — an outage, retry later;
+1: a fault); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
-    from mlcycle.errors import MlcycleError
+    from mlcycle.errors import MlcycleError, RegistryUnavailableError
 
     try:
         result = app(args=argv, prog_name="mlcycle", standalone_mode=False)
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = f" [{e.field}]" if e.field else ""
         print(f"error{where}: {e.message}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(e, RegistryUnavailableError) else 2  # 3: an outage, worth retrying later
     except SystemExit as e:  # typer/click exit codes (usage errors are 2)
         return int(e.code or 0)
     except KeyboardInterrupt:

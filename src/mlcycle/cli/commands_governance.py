@@ -103,15 +103,9 @@ def audit_trail(
 
 
 def _require_model(name: str) -> None:
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from mlcycle.registry import store
 
-    from mlcycle.errors import ModelNotFoundError
-
-    try:
-        MlflowClient().get_registered_model(name)
-    except MlflowException as e:
-        raise ModelNotFoundError(f"registered model {name!r} not found", field="model") from e
+    store.get_registered_model(name)  # ModelNotFoundError, or RegistryUnavailableError for an outage
 
 
 @app.command("card")

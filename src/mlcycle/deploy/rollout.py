@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from mlcycle import release
 from mlcycle.deploy.canary import CanaryDecision, CanaryPolicy, decide_canary
 from mlcycle.deploy.environments import get_environment
 from mlcycle.deploy.kube import (
@@ -30,9 +31,9 @@ from mlcycle.deploy.serving_state import (
     record_rollout,
     serving_tag,
 )
-from mlcycle.errors import ApprovalRequiredError, InvalidInputError, ModelNotFoundError
+from mlcycle.errors import ApprovalRequiredError, InvalidInputError, ModelNotFoundError, ServabilityError
 from mlcycle.governance import audit
-from mlcycle.governance.approvals import require_approval
+from mlcycle.registry import store
 from mlcycle.registry.uris import parse_model_ref, qualified_name, split_name
 
 
@@ -43,6 +44,20 @@ def _target(model: str, team: str) -> tuple[str, str, str]:
     registered = qualified_name(model, team)
     owner, base = split_name(registered)
     return registered, inference_service_name(base), owner or PLATFORM_NAMESPACE
+
+
+REFUSALS = (ApprovalRequiredError, ServabilityError, release.ReleaseRefusedError)
+
+
+def _require_releasable(client: Any, registered: str, version: str, environment: str, *, step: str,
+                        settings: Any = None) -> None:
+    """The release rules before a version serves in ``environment``; a refusal is recorded (``deploy.refused``)."""
+    try:
+        release.require_releasable(registered, version, environment, settings=settings, client=client)
+    except REFUSALS as e:
+        audit.record(registered, version, "deploy.refused", client=client,
+                     details={"environment": environment, "step": step, "reason": e.message})
+        raise
 
 
 def deploy_version(
@@ -60,8 +75,9 @@ def deploy_version(
     """
     env = get_environment(environment)
     registered, _, _ = _target(model, team)
-    client.get_model_version(registered, str(version))  # fail before touching the cluster
-    require_approval(registered, str(version), environment, client=client)  # protected environments
+    store.get_model_version(registered, str(version), mlflow_client=client)  # fail before touching the cluster
+    # The release rules (gate passed, servable, approved where protected) before anything is applied.
+    _require_releasable(client, registered, str(version), environment, step="deploy apply")
     isvc = render_inference_service(registered, environment, team=team, version=version)
     result = apply_inference_service(api, isvc, env.canary_percent)
     record_rollout(client, registered, str(version), environment, result)
@@ -87,7 +103,8 @@ def promote_canary(api: Any, client: Any, model: str, environment: str, *, team:
     get_environment(environment)
     registered, name, namespace = _target(model, team)
     version = _latest_version(api, name, namespace)
-    require_approval(registered, version, environment, client=client)  # revoked since the canary started?
+    # Gate, servability and a standing approval again: revoked (or re-gated) since the canary started?
+    _require_releasable(client, registered, version, environment, step="canary promote")
     result = promote(api, name, namespace)
     record_rollout(client, registered, version, environment, result)
     return result
@@ -111,9 +128,6 @@ def rollback_canary(api: Any, client: Any, model: str, environment: str, *, team
 
 def _restore_alias(client: Any, registered: str, alias: str, rolled_back: str, environment: str) -> None:
     # Team ownership was checked by _target (qualified_name) before the rollback.
-    from mlcycle import release
-    from mlcycle.registry import store
-
     current = store.alias_version(registered, alias, mlflow_client=client)
     serving = [v for v, t in read_serving_state(client, registered, environment).items() if t["state"] == SERVING]
     if current != rolled_back or not serving:
@@ -174,7 +188,8 @@ def analyze_canary(
     if decision.action == "promote" and auto_promote:
         try:
             return decision, promote_canary(api, client, registered, environment, team=team)
-        except ApprovalRequiredError as e:  # a healthy canary waits for its approval; others still analysed
+        except REFUSALS as e:
+            # a healthy canary waits for its approval (or a re-gate); other canaries are still analysed
             audit.record(
                 registered,
                 max(canaries, key=int),
@@ -287,19 +302,13 @@ def deploy_after_gate(
                 raise  # inside a pod, missing credentials are a fault, not a local run
             return skip("no Kubernetes cluster configured (no in-cluster service account, no kubeconfig)")
     try:
-        require_approval(registered, str(version), environment, settings=settings, client=client)
-    except ApprovalRequiredError as e:
+        _require_releasable(client, registered, str(version), environment, step="pipeline deploy", settings=settings)
+    except REFUSALS as e:
         # Fail fast instead of holding a pod until someone approves: the run fails with the command to
         # run, the version says why, and `mlcycle deploy apply` (or a re-run) after approval proceeds.
-        client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"), "awaiting_approval")
+        state = "awaiting_approval" if isinstance(e, ApprovalRequiredError) else "refused"
+        client.set_model_version_tag(registered, str(version), serving_tag(environment, "state"), state)
         client.set_model_version_tag(registered, str(version), serving_tag(environment, "reason"), e.message)
-        audit.record(
-            registered,
-            version,
-            "deploy.refused",
-            client=client,
-            details={"environment": environment, "reason": e.message},
-        )
         raise
     result = deploy_version(api, client, registered, version, environment, team=team)
     return {**asdict(result), "model": registered, "version": str(version), "environment": environment}

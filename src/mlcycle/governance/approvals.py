@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mlcycle.errors import ApprovalRequiredError, InvalidInputError, ModelNotFoundError
+from mlcycle.errors import ApprovalRequiredError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,10 @@ def _client(client: Any = None) -> Any:
 
 
 def _tags(client: Any, name: str, version: str) -> dict[str, str]:
-    from mlflow.exceptions import MlflowException
+    """The version's tags; ModelNotFoundError only if it does not exist (an outage is RegistryUnavailableError)."""
+    from mlcycle.registry import store
 
-    try:
-        return dict(client.get_model_version(name, str(version)).tags or {})
-    except MlflowException as e:
-        raise ModelNotFoundError(f"model {name} has no version {version}", field="model") from e
+    return dict(store.get_model_version(name, str(version), mlflow_client=client).tags or {})
 
 
 def _check_environment(environment: str) -> str:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlcycle.errors import MlcycleError
+from mlcycle.registry import store
 
 AUDIT_PREFIX = "mlcycle.audit."
 # MLflow allows 100,000 characters per version tag; entries stay small (the MLflow UI lists them).
@@ -129,7 +130,7 @@ def append(name: str, version: str, key: str, value: str, *, client: Any = None)
     if not key.startswith(AUDIT_PREFIX):
         raise AuditWriteError(f"audit keys start with {AUDIT_PREFIX!r}, not {key!r}", field="key")
     client = _client(client)
-    tags = client.get_model_version(name, str(version)).tags or {}
+    tags = store.get_model_version(name, str(version), mlflow_client=client).tags or {}
     if key in tags:
         raise AuditWriteError(
             f"audit entry {key} of {name} v{version} exists; the audit trail is append-only", field="key"
@@ -158,7 +159,7 @@ def record(
     """
     client = _client(client)
     version = str(version)
-    tags = client.get_model_version(name, version).tags or {}
+    tags = store.get_model_version(name, version, mlflow_client=client).tags or {}
     entries = {k: (s, v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX) and (s := _seq_of(k)) is not None}
     seq = max((s for s, _ in entries.values()), default=0) + 1
     last = max((k for k, (s, _) in entries.items() if s == seq - 1), default=None)
@@ -202,7 +203,7 @@ def _parse(name: str, version: str, key: str, value: str) -> AuditEvent | None:
 
 def version_events(name: str, version: str | int, *, client: Any = None) -> list[AuditEvent]:
     """The trail of one version, in order."""
-    tags = _client(client).get_model_version(name, str(version)).tags or {}
+    tags = store.get_model_version(name, str(version), mlflow_client=_client(client)).tags or {}
     parsed = [_parse(name, str(version), k, v) for k, v in tags.items() if k.startswith(AUDIT_PREFIX)]
     return sorted((e for e in parsed if e is not None), key=lambda e: (e.seq, e.at, e.key))
 

@@ -116,21 +116,15 @@ def _drift_history(name: str, version: str, client: Any, limit: int = 20) -> Sec
 
 def build_card(name: str, version: str | int, *, client: Any = None) -> Card:
     """Collect what the registry and the tracking server recorded about a version into a :class:`Card`."""
-    from mlflow.exceptions import MlflowException
-
     from mlcycle.governance import approvals, audit
+    from mlcycle.registry import store
     from mlcycle.registry.versions import get_version
 
     client = _client(client)
     info = get_version(name, str(version))
     version = info.version
-    model = client.get_registered_model(name)
-    run = None
-    if info.run_id:
-        try:
-            run = client.get_run(info.run_id)
-        except MlflowException:
-            run = None
+    model = store.get_registered_model(name, mlflow_client=client)
+    run = store.get_run(info.run_id, mlflow_client=client) if info.run_id else None  # a deleted run: no run section
     run_tags = run.data.tags if run else {}
     params = run.data.params if run else {}
     metrics = run.data.metrics if run else {}
@@ -312,7 +306,9 @@ def generate_card(name: str, version: str | int, *, client: Any = None, store: b
     card = build_card(name, version, client=client)
     markdown, page = render_markdown(card), render_html(card)
     location = None
-    run_id = client.get_model_version(name, card.version).run_id
+    from mlcycle.registry import store as registry
+
+    run_id = registry.get_model_version(name, card.version, mlflow_client=client).run_id
     if store and run_id:
         folder = f"model_card/v{card.version}"
         client.log_text(run_id, markdown, f"{folder}/card.md")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from mlcycle.registry import store
 from mlcycle.registry.uris import TEAM_SEPARATOR, split_name
 
 
@@ -52,18 +53,31 @@ def _version_status(v, aliases: dict[str, str] | None = None) -> VersionStatus:
 
 
 def registry_status(team: str = "", name: str | None = None) -> list[ModelStatus]:
-    """Registered models (a team's only, when ``team`` is set), newest versions first."""
+    """Registered models (a team's only, when ``team`` is set), newest versions first.
+
+    A ``name`` is read directly rather than picked out of a search: MLflow's auth app filters searches
+    (another team's model would look absent) but refuses a direct read with 403, which the caller reports.
+    """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
+    if name:
+        registered = name if TEAM_SEPARATOR in name or not team else f"{team}{TEAM_SEPARATOR}{name}"
+        try:
+            found = [store.call(client.get_registered_model, registered, what=f"reading {registered}")]
+        except Exception as e:
+            if not store.is_not_found(e):
+                raise
+            found = []
+    else:
+        found = store.call(client.search_registered_models, max_results=1000, what="listing registered models")
     models = []
-    for model in client.search_registered_models(max_results=1000):
+    for model in found:
         owner, _ = split_name(model.name)
         if team and owner != team:
             continue
-        if name and model.name != name and model.name != f"{team}{TEAM_SEPARATOR}{name}":
-            continue
-        versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: -int(v.version))
+        listed = store.call(client.search_model_versions, f"name='{model.name}'", what=f"listing {model.name}")
+        versions = sorted(listed, key=lambda v: -int(v.version))
         aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
         models.append(ModelStatus(model.name, owner, aliases, [_version_status(v, aliases) for v in versions]))
     return sorted(models, key=lambda m: m.name)
@@ -74,9 +88,10 @@ def version_summary(registered_name: str, version: str) -> dict:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    v = client.get_model_version(registered_name, version)
-    model = client.get_registered_model(registered_name)
-    metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+    v = store.get_model_version(registered_name, version, mlflow_client=client)
+    model = store.get_registered_model(registered_name, mlflow_client=client)
+    run = store.get_run(v.run_id, mlflow_client=client) if v.run_id else None
+    metrics = run.data.metrics if run else {}
     status = _version_status(v)
     return {
         "registered_name": registered_name,

@@ -84,17 +84,46 @@ def get_model_version(name: str, version: str, *, mlflow_client: Any = None) -> 
         raise
 
 
-def alias_version(name: str, alias: str, *, mlflow_client: Any = None) -> str | None:
-    """The version ``alias`` points at; None when the alias or the model does not exist."""
+def get_registered_model(name: str, *, mlflow_client: Any = None) -> Any:
+    """The MLflow ``RegisteredModel``; :class:`ModelNotFoundError` only when MLflow says it does not exist."""
+    c = mlflow_client or client()
+    try:
+        return call(c.get_registered_model, name, what=f"reading {name}")
+    except Exception as e:
+        if is_not_found(e):
+            raise ModelNotFoundError(f"registered model {name!r} not found", field="model") from e
+        raise
+
+
+def get_run(run_id: str, *, mlflow_client: Any = None) -> Any | None:
+    """The MLflow run, or None when MLflow says it does not exist (an outage still raises)."""
+    c = mlflow_client or client()
+    try:
+        return call(c.get_run, run_id, what=f"reading run {run_id}")
+    except Exception as e:
+        if is_not_found(e):
+            return None
+        raise
+
+
+def alias_version(name: str, alias: str, *, mlflow_client: Any = None,
+                  denied_is_missing: bool = False) -> str | None:
+    """The version ``alias`` points at; None when the alias or the model does not exist.
+
+    Args:
+        denied_is_missing: also None for a 403 on a model no permission-filtered search shows. MLflow's auth
+            app answers 403 for a model that does not exist as for another team's, and the two cannot be told
+            apart with these credentials; only a caller about to *create* the model (a team's first evaluation)
+            may read that as "no alias" — the server still refuses the create if the name is another team's.
+            Everyone else (promote, rollback, status) gets the 403, which the CLI reports as a refusal.
+    """
     c = mlflow_client or client()
     try:
         return str(call(c.get_model_version_by_alias, name, alias, what=f"reading {name}@{alias}").version)
     except Exception as e:
         if is_not_found(e) or error_code(e) == "INVALID_PARAMETER_VALUE":  # MLflow: "alias ... not found"
             return None
-        if error_code(e) == "PERMISSION_DENIED" and not visible(c, name):
-            # MLflow's auth app answers 403 for a model that does not exist as for another team's; its
-            # permission-filtered search tells "none of ours by that name" (the server still refuses any write).
+        if denied_is_missing and error_code(e) == "PERMISSION_DENIED" and not visible(c, name):
             return None
         raise
 

@@ -124,8 +124,9 @@ def compare_with_champion(candidate_model, test: pd.DataFrame, target: str, regi
     from mlcycle.registry import store
 
     candidate = score_model(candidate_model, test, target, task)
-    # Only "no such alias/model" means no champion; an outage raises RegistryUnavailableError.
-    champion_number = store.alias_version(registered_name, CHAMPION)
+    # Only "no such alias/model" means no champion; an outage raises RegistryUnavailableError. A 403 on a
+    # model no search shows is a first evaluation under MLflow's auth app (registration creates the model next).
+    champion_number = store.alias_version(registered_name, CHAMPION, denied_is_missing=True)
     if champion_number is None:
         return Comparison(candidate=candidate, notes=["no champion yet"])
     champion_version = store.get_model_version(registered_name, champion_number)

@@ -33,6 +33,7 @@ def test_credentials_file_is_private_and_shell_sourceable(tmp_path):
 
 def test_first_start_generates_admin_credentials_key_and_config_once(tmp_path, monkeypatch):
     monkeypatch.setenv("MLCYCLE_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
     settings = load_settings()
     files, env = server.prepare(settings)
     admin = read_env_file(files.admin_env)
@@ -46,6 +47,7 @@ def test_first_start_generates_admin_credentials_key_and_config_once(tmp_path, m
     assert admin.password not in files.config.read_text()  # the password reaches MLflow as env only
     assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == admin.password
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(files.config)
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"  # no huey consumers: mlcycle runs no MLflow jobs
     # A second start keeps the admin and the secret key (CSRF tokens stay valid).
     files.database.touch()
     _, again = server.prepare(settings)

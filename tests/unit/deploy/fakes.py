@@ -70,3 +70,19 @@ class FakeCustomObjectsApi:
     def writes(self) -> list[tuple[str, Any]]:
         """(verb, body) of every create and patch, in order."""
         return [(verb, args[-1]) for verb, args in self.calls if verb != "get"]
+
+
+class RecordedReader:
+    """Prometheus answers as recorded: a canary failing 8% of its requests."""
+
+    def __init__(self, canary_errors: float) -> None:
+        self.canary_errors = canary_errors
+
+    def query(self, promql):
+        if "status=~" in promql:
+            return [({"version": "1"}, 5.0), ({"version": "2"}, self.canary_errors)]
+        if "histogram_quantile" in promql:
+            return [({"version": "1"}, 0.01), ({"version": "2"}, 0.011)]
+        if "predictions" in promql:
+            return [({"version": "1", "class": "a"}, 500.0), ({"version": "2", "class": "a"}, 50.0)]
+        return [({"version": "1"}, 5000.0), ({"version": "2"}, 500.0)]

@@ -18,7 +18,8 @@ from mlcycle.deploy.rollout import (
 )
 from mlcycle.deploy.serving_state import read_serving_state, serving_tag, write_serving_state
 from mlcycle.errors import InvalidInputError
-from tests.unit.deploy.fakes import FakeCustomObjectsApi
+from tests.release_helpers import mark_releasable
+from tests.unit.deploy.fakes import FakeCustomObjectsApi, RecordedReader
 
 NAME = "team-a.wine"
 
@@ -31,6 +32,7 @@ def registry(mlcycle_home, tmp_path):
     source.mkdir()
     for _ in range(3):
         client.create_model_version(NAME, str(source))
+    mark_releasable(client, NAME, "1", "2", "3")  # as a passed gate leaves them (the release rules' input)
     return client
 
 
@@ -91,22 +93,6 @@ def test_unknown_version_fails_before_touching_the_cluster(registry):
     with pytest.raises(Exception, match="(?i)not found|RESOURCE_DOES_NOT_EXIST"):
         deploy_version(api, registry, "wine", 9, "prod", team="team-a")
     assert api.calls == []
-
-
-class RecordedReader:
-    """Prometheus answers as recorded: a canary failing 8% of its requests."""
-
-    def __init__(self, canary_errors: float) -> None:
-        self.canary_errors = canary_errors
-
-    def query(self, promql):
-        if "status=~" in promql:
-            return [({"version": "1"}, 5.0), ({"version": "2"}, self.canary_errors)]
-        if "histogram_quantile" in promql:
-            return [({"version": "1"}, 0.01), ({"version": "2"}, 0.011)]
-        if "predictions" in promql:
-            return [({"version": "1", "class": "a"}, 500.0), ({"version": "2", "class": "a"}, 50.0)]
-        return [({"version": "1"}, 5000.0), ({"version": "2"}, 500.0)]
 
 
 def test_analysis_rolls_a_bad_canary_back_by_itself(registry):
@@ -195,6 +181,7 @@ def test_the_pipeline_step_creates_what_the_overlay_describes(mlcycle_home, tmp_
     client = MlflowClient()
     client.create_registered_model("wine")
     client.create_model_version("wine", str(tmp_path))
+    mark_releasable(client, "wine", "1")
     api = FakeCustomObjectsApi()
     out = deploy_after_gate("wine", "1", "dev", settings=mlcycle_home, api=api)
     assert out["action"] == "created"

@@ -9,6 +9,7 @@ from mlcycle.deploy.rollout import deploy_after_gate, deploy_version, promote_ca
 from mlcycle.errors import ApprovalRequiredError, InvalidInputError
 from mlcycle.governance import approvals, audit
 from mlcycle.serving import promotion
+from tests.release_helpers import mark_releasable
 from tests.unit.deploy.fakes import FakeCustomObjectsApi
 
 NAME = "team-a.wine"
@@ -18,6 +19,7 @@ NAME = "team-a.wine"
 def protected(registry, monkeypatch):
     monkeypatch.setenv("MLCYCLE_PROTECTED_ENVIRONMENTS", "staging, prod")
     monkeypatch.setenv("MLCYCLE_ACTOR", "alice")
+    mark_releasable(registry, NAME, "1", "2", "3")  # passed the gate: approval is the only thing missing
     return registry
 
 
@@ -51,7 +53,7 @@ def test_approval_lets_the_rerun_deploy_and_revocation_refuses_again(protected):
     assert api.objects[("team-a", "wine")]["spec"]["predictor"]["canaryTrafficPercent"] == 10  # not promoted
     state = approvals.get_approval(NAME, "2", "prod")
     assert (state.status, state.by, state.revoked_by) == ("revoked", "alice", "bob")
-    assert [e.action for e in audit.version_events(NAME, "2")][-1] == "approval.revoked"
+    assert [e.action for e in audit.version_events(NAME, "2")][-2:] == ["approval.revoked", "deploy.refused"]
 
 
 def test_local_promote_is_refused_without_approval_for_prod(protected):

@@ -31,14 +31,17 @@ def test_a_missing_model_is_no_alias():
     assert c.searches == []
 
 
-def test_a_403_for_a_model_no_search_shows_is_no_alias():
-    """The auth app answers 403 for a model that does not exist yet; the filtered search shows it does not."""
+def test_a_403_for_a_model_no_search_shows_is_no_alias_only_for_a_first_evaluation():
+    """The auth app answers 403 for a model that does not exist yet as for another team's: only a caller about
+    to create the model reads it as "no alias"; promote/status/rollback get the refusal."""
     c = Client(MlflowException("Permission denied", error_code=PERMISSION_DENIED), [])
-    assert store.alias_version("team-a.wine", "champion", mlflow_client=c) is None
+    assert store.alias_version("team-a.wine", "champion", mlflow_client=c, denied_is_missing=True) is None
     assert c.searches == ["name = 'team-a.wine'"]
+    with pytest.raises(MlflowException, match="Permission denied"):
+        store.alias_version("team-a.wine", "challenger", mlflow_client=c)
 
 
 def test_a_403_for_a_model_we_can_see_is_raised():
     c = Client(MlflowException("Permission denied", error_code=PERMISSION_DENIED), ["team-a.wine"])
     with pytest.raises(MlflowException, match="Permission denied"):
-        store.alias_version("team-a.wine", "champion", mlflow_client=c)
+        store.alias_version("team-a.wine", "champion", mlflow_client=c, denied_is_missing=True)
