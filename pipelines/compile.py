@@ -13,6 +13,12 @@ def pipelines() -> dict:
 
     found = {"training_pipeline": training_pipeline}
     try:
+        from pipelines.registration_pipeline import registration_pipeline
+    except ImportError:
+        pass
+    else:
+        found["registration_pipeline"] = registration_pipeline
+    try:
         from pipelines.monitoring_pipeline import monitoring_pipeline
     except ImportError:
         pass

@@ -20,8 +20,10 @@ from mlcycle.errors import ConfigError, InvalidInputError, MlcycleError
 
 HOST_VARIABLE = "KFP_HOST"
 # ``--pipeline`` name → the pipeline function's name in ``pipelines/`` (and its compiled file's stem).
-PIPELINES = {"training": "training_pipeline", "monitoring": "monitoring_pipeline", "batch": "batch_pipeline"}
-EXPERIMENTS = {"training": "mlcycle-training", "monitoring": "mlcycle-monitoring", "batch": "mlcycle-batch"}
+PIPELINES = {"training": "training_pipeline", "monitoring": "monitoring_pipeline", "batch": "batch_pipeline",
+             "registration": "registration_pipeline"}
+EXPERIMENTS = {"training": "mlcycle-training", "monitoring": "mlcycle-monitoring", "batch": "mlcycle-batch",
+               "registration": "mlcycle-registration"}
 
 
 class KfpUnavailableError(MlcycleError):

@@ -335,3 +335,44 @@ def publish_kfp_metrics(comparison: Comparison, metrics, classification_metrics,
     if comparison.candidate.roc:
         roc = comparison.candidate.roc
         classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+
+
+def run_import(model_uri: str, holdout: str, target: str, settings: Settings, *, registered_name: str,
+               test_path: str | Path, reference: str = "", task: str = "", pipeline_run_id: str = ""):
+    """Bring a model trained elsewhere in as an import run (see :mod:`mlcycle.training.imports`).
+
+    The holdout is written to ``test_path`` (Parquet) for the evaluation step, which then scores the model
+    and the champion on exactly those rows.
+    """
+    from mlcycle.training.imports import import_model, read_frame
+
+    check_write_access(registered_name, settings)
+    frame = read_frame(holdout, target, "holdout", settings.s3_endpoint_url)
+    reference_frame = read_frame(reference, target, "reference", settings.s3_endpoint_url) if reference else None
+    result = import_model(model_uri, frame, target, settings, registered_name=registered_name,
+                          reference=reference_frame, reference_source=reference, task=task, dataset=holdout,
+                          pipeline_run_id=pipeline_run_id)
+    Path(test_path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(test_path, index=False)
+    return result
+
+
+def evaluate_uri(model_uri: str, holdout: str, target: str, settings: Settings, *, registered_name: str = "",
+                 task: str = "") -> Comparison:
+    """Score the model at ``model_uri`` (and ``registered_name``'s champion, if given) on the holdout.
+
+    Writes nothing: no run, no version, no alias (``mlcycle evaluate``).
+    """
+    import tempfile
+
+    from mlcycle.training.evaluate import score_model
+    from mlcycle.training.imports import download_model, read_frame
+    from mlcycle.training.trainers import resolve_task
+
+    frame = read_frame(holdout, target, "holdout", settings.s3_endpoint_url)
+    task = resolve_task(task, frame[target])
+    with tempfile.TemporaryDirectory() as tmp:
+        scorer = load_scorer(str(download_model(model_uri, Path(tmp))), model_uri)
+        if registered_name:
+            return compare_with_champion(scorer, frame, target, registered_name, task)
+        return Comparison(candidate=score_model(scorer, frame, target, task), notes=["no champion compared"])

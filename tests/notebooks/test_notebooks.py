@@ -19,9 +19,9 @@ KERNEL = "mlcycle-venv"
 CELL_TIMEOUT_S = 600
 
 
-def test_the_three_notebooks_exist():
+def test_the_four_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == ["01-train-and-register.ipynb", "02-serve-and-canary.ipynb",
-                                           "03-monitor-drift.ipynb"]
+                                           "03-monitor-drift.ipynb", "04-bring-your-own-model.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -52,7 +52,7 @@ def executed(kernel_env):
     """All notebooks, executed at the same time (each in its own kernel and MLCYCLE_HOME): name → notebook or error.
 
     Most of a notebook's time is spent in kfp.local steps and predictor start-ups that leave the CPU idle
-    between them, so running the three side by side takes little more than the longest one.
+    between them, so running them side by side takes little more than the longest one.
     """
     import asyncio
 
@@ -100,7 +100,7 @@ def mime_types(nb) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # the first test also waits for the three notebooks to run
+@pytest.mark.timeout(1200)  # the first test also waits for the notebooks to run
 def test_01_trains_registers_and_shows_plots(executed):
     nb = execute(executed, "01-train-and-register.ipynb")
     text = text_of(nb)
@@ -111,7 +111,7 @@ def test_01_trains_registers_and_shows_plots(executed):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # the first test also waits for the three notebooks to run
+@pytest.mark.timeout(1200)  # the first test also waits for the notebooks to run
 def test_02_serves_a_canary_and_follows_the_promotion(executed):
     nb = execute(executed, "02-serve-and-canary.ipynb")
     text = text_of(nb)
@@ -124,7 +124,7 @@ def test_02_serves_a_canary_and_follows_the_promotion(executed):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # the first test also waits for the three notebooks to run
+@pytest.mark.timeout(1200)  # the first test also waits for the notebooks to run
 def test_03_finds_drift_in_the_shifted_window_only(executed):
     nb = execute(executed, "03-monitor-drift.ipynb")
     text = text_of(nb)
@@ -133,3 +133,17 @@ def test_03_finds_drift_in_the_shifted_window_only(executed):
     assert "drifted in the shifted window: alcohol, color_intensity" in text
     assert "text/html" in mime_types(nb)  # the Evidently report, inline
     assert "predictor stopped with exit code" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # the first test also waits for the notebooks to run
+def test_04_registers_a_custom_model_and_the_gate_keeps_the_better_one(executed):
+    nb = execute(executed, "04-bring-your-own-model.ipynb")
+    text = text_of(nb)
+    assert "registered churn-custom version 1 | champion: 1" in text
+    assert "SUCCESS  import-model" in text and "SUCCESS  promote-model" in text
+    assert "servable: ok | task: classification | flavor: pyfunc" in text
+    assert "reference sample: 560 rows" in text
+    assert "versions after evaluate: 1" in text  # evaluate wrote nothing
+    assert "version 2: reject - candidate f1_macro=" in text and "champion is still 1" in text
+    assert "same as the script's model: True" in text

@@ -96,6 +96,7 @@ def test_parse_params_rejects_a_key_given_twice():
 
 def test_pipeline_names_map_to_functions_and_unknown_ones_list_the_choices():
     assert kfp_client.pipeline_function_name("training") == "training_pipeline"
+    assert kfp_client.pipeline_function_name("registration") == "registration_pipeline"
     with pytest.raises(InvalidInputError, match="training, monitoring, batch"):
         kfp_client.pipeline_function_name("nope")
 

@@ -18,6 +18,7 @@ from mlcycle.cli import (
     commands_kfp,  # noqa: E402,F401  (registration side effect)
     commands_lifecycle,  # noqa: E402,F401  (registration side effect)
     commands_monitoring,  # noqa: E402,F401  (registration side effect)
+    commands_registration,  # noqa: E402,F401  (registration side effect)
     commands_serving,  # noqa: E402,F401  (registration side effect)
     demo,  # noqa: E402,F401  (registration side effect)
 )

@@ -52,10 +52,12 @@ def validate_dataset(frame: pd.DataFrame, target: str, rules: QualityRules | Non
                                   rule="has_features")
     for column in features:
         series = frame[column]
-        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        numeric = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        if not (numeric or is_categorical(series)):
             raise DataValidationError(
-                f"column {column!r} has type {series.dtype}, but features must be numeric",
-                field=str(column), rule="numeric_type",
+                f"column {column!r} has type {series.dtype} ({_first_odd_value(series)}), but features must be "
+                "numbers, booleans or strings (categories)",
+                field=str(column), rule="feature_type",
             )
         null_fraction = float(series.isna().mean())
         if null_fraction > rules.max_null_fraction:
@@ -63,6 +65,8 @@ def validate_dataset(frame: pd.DataFrame, target: str, rules: QualityRules | Non
                 f"column {column!r} is {null_fraction:.1%} missing (allowed: {rules.max_null_fraction:.1%})",
                 field=str(column), rule="max_nulls",
             )
+        if not numeric or pd.api.types.is_bool_dtype(series):
+            continue
         values = series.to_numpy(dtype=float, na_value=np.nan)
         if np.isinf(values).any():
             raise DataValidationError(f"column {column!r} has infinite values", field=str(column),
@@ -97,6 +101,19 @@ def validate_dataset(frame: pd.DataFrame, target: str, rules: QualityRules | Non
             f"each class needs at least {rules.min_class_rows}",
             field=target, rule="min_class_rows",
         )
+
+
+def is_categorical(series: pd.Series) -> bool:
+    """A string or category column (what a trainer that encodes it, e.g. LightGBM's, takes as a feature)."""
+    if isinstance(series.dtype, pd.CategoricalDtype) or (
+            pd.api.types.is_string_dtype(series.dtype) and series.dtype != object):
+        return True
+    return series.dtype == object and all(isinstance(v, str) for v in series.dropna())
+
+
+def _first_odd_value(series: pd.Series) -> str:
+    odd = next((v for v in series.dropna() if not isinstance(v, str)), None)
+    return "no values" if odd is None else f"e.g. {type(odd).__name__} {odd!r}"
 
 
 def split_dataset(frame: pd.DataFrame, target: str, *, test_size: float = 0.25, seed: int = 0,

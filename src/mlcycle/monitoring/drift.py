@@ -169,12 +169,13 @@ LOW_CARDINALITY = 5  # a numeric column with at most this many distinct values i
 def column_kind(series: pd.Series) -> Literal["num", "cat"]:
     """``num`` for numeric dtypes (bool excluded), ``cat`` for everything else.
 
-    An integer column with at most :data:`LOW_CARDINALITY` distinct values (a code, a count of a few
-    values) is ``cat``: its test is then a categorical one (Evidently refuses chi-square on ``num``).
+    A numeric column with at most :data:`LOW_CARDINALITY` distinct values (a code, a count of a few
+    values, or a float-encoded flag such as the bundled diabetes data's ``sex``) is ``cat``: its test is
+    then a categorical one (Evidently refuses chi-square and the z-test on ``num``).
     """
     if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
         return "cat"
-    if pd.api.types.is_integer_dtype(series) and series.nunique() <= LOW_CARDINALITY:
+    if series.nunique() <= LOW_CARDINALITY:
         return "cat"
     return "num"
 

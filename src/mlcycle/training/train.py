@@ -106,7 +106,7 @@ def _trainer_code_paths(trainer: Trainer) -> list[str] | None:
 
     path = Path(source)
     depth = module_name.count(".")
-    return [str(path.parents[depth]) if depth else str(path)]
+    return [str(path.parents[depth - 1]) if depth else str(path)]  # the top-level package directory
 
 
 def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, settings: Settings
@@ -130,6 +130,8 @@ def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, sett
         check_params(request.model_type, request.params)
     trainer = load_trainer(request.trainer_ref)
     X, y = features_and_target(train, target)
+    if not request.trainer:
+        _numeric_only(X, request.model_type)
     task = resolve_task(request.task, y)
 
     # The search varies what the user did not set; the trainer's defaults fill in the rest.
@@ -193,6 +195,16 @@ def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, sett
         log.info("trained %s (%s, %s) in run %s", trainer.ref, task, kind, run.info.run_id)
     return TrainingResult(run_id=run.info.run_id, model_uri=info.model_uri, params=params,
                           search_score=search_score, task=task, trainer=trainer.ref, flavor=kind)
+
+
+def _numeric_only(X: pd.DataFrame, model_type: str) -> None:
+    """The built-in estimators take numbers; a string column needs a trainer that encodes it."""
+    for column in X.columns:
+        if not (pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(X[column])):
+            raise InvalidInputError(
+                f"column {column!r} holds {X[column].dtype} values: the built-in {model_type} takes numeric "
+                "features; encode it, or use a --trainer that does (examples/lightgbm_categorical)",
+                field=str(column))
 
 
 def _param_value(value: Any) -> Any:

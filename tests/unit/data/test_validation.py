@@ -14,8 +14,8 @@ def frame():
 
 def broken(frame, rule):
     frame = frame.copy()
-    if rule == "numeric_type":
-        frame["x1"] = ["a"] * len(frame)
+    if rule == "feature_type":
+        frame["x1"] = [{"a": 1}] * len(frame)  # neither a number nor a string
     elif rule == "max_nulls":
         frame.loc[3, "x2"] = np.nan
     elif rule == "finite":
@@ -35,7 +35,7 @@ def broken(frame, rule):
 
 
 @pytest.mark.parametrize(("rule", "field"), [
-    ("numeric_type", "x1"), ("max_nulls", "x2"), ("finite", "x1"), ("min_rows", None),
+    ("feature_type", "x1"), ("max_nulls", "x2"), ("finite", "x1"), ("min_rows", None),
     ("min_classes", "y"), ("min_class_rows", "y"), ("target_present", "y"), ("has_features", None),
 ])
 def test_each_rule_fails_with_its_name_and_column(frame, rule, field):
@@ -47,6 +47,13 @@ def test_each_rule_fails_with_its_name_and_column(frame, rule, field):
     assert e.value.http_status == 400
     if field:
         assert field in e.value.message
+
+
+def test_string_and_category_features_pass_for_trainers_that_encode_them(frame):
+    validate_dataset(frame.assign(plan=["basic", "pro"] * 20, tier=pd.Categorical(["a", "b"] * 20)), "y")
+    with pytest.raises(DataValidationError, match="e.g. int 3") as e:
+        validate_dataset(frame.assign(plan=["basic", 3] * 20), "y")  # mixed strings and numbers
+    assert (e.value.rule, e.value.field) == ("feature_type", "plan")
 
 
 def test_value_range_rule(frame):

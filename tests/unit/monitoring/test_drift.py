@@ -88,6 +88,16 @@ def test_test_choice_follows_type_and_the_smaller_sample():
     assert choose_test(big, big, "num", 10, DriftConfig(bonferroni=False, method=None))[0] == "wasserstein"
 
 
+def test_a_float_flag_column_is_tested_as_categories():
+    """The bundled diabetes data's ``sex`` is a float with two values: a categorical test, never a crash."""
+    reference, current = frame(400, seed=1), frame(400, seed=2)
+    reference["sex"] = np.where(np.arange(400) % 2 == 0, -0.0446, 0.0507)
+    current["sex"] = np.where(np.arange(400) % 5 == 0, -0.0446, 0.0507)  # 20% instead of 50%
+    result = compute_drift(reference, current, [*FEATURES, "sex"])
+    assert result.columns["sex"].column_type == "cat" and result.columns["sex"].method == "z"
+    assert result.drifted_columns == ["sex"]
+
+
 def test_missing_column_names_the_column():
     with pytest.raises(DataValidationError) as err:
         compute_drift(frame(500, seed=1), frame(500, seed=2).drop(columns=["f3"]), FEATURES)

@@ -133,3 +133,19 @@ def test_a_champion_the_pipeline_promoted_can_be_rolled_back(mlcycle_home, split
     move = rollback("wine", mlcycle_home, reason="test")
     assert (move.previous, move.current) == ("2", "1")
     assert alias_version("wine", "champion") == "1"
+
+
+def test_a_pythonmodel_trainer_ships_its_top_level_package_and_loads_from_the_store(mlcycle_home, tmp_path):
+    from pathlib import Path
+
+    from examples.custom_pythonmodel.train import make_data
+
+    frame = make_data(rows=200)
+    frame.to_parquet(tmp_path / "train.parquet", index=False)
+    result = lifecycle.run_training(tmp_path / "train.parquet", "outcome", mlcycle_home, registered_name="custom",
+                                    trainer="examples.custom_pythonmodel.train:fit", params={"threshold": 0.4})
+    assert result.flavor == "pyfunc" and result.task == "classification"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=result.model_uri))
+    assert (local / "code" / "examples" / "custom_pythonmodel" / "model.py").is_file()  # the package, not the repo
+    answers = mlflow.pyfunc.load_model(result.model_uri).predict(frame.drop(columns=["outcome"]).head(20))
+    assert set(answers) <= {"churn", "stay"}
