@@ -17,7 +17,7 @@ from mlcycle.deploy.rollout import (
     rollback_canary,
 )
 from mlcycle.deploy.serving_state import read_serving_state, serving_tag, write_serving_state
-from mlcycle.errors import InvalidInputError
+from mlcycle.errors import InvalidInputError, ModelNotFoundError
 from tests.release_helpers import mark_releasable
 from tests.unit.deploy.fakes import FakeCustomObjectsApi, RecordedReader
 
@@ -90,7 +90,7 @@ def test_dev_replaces_without_canary(registry):
 
 def test_unknown_version_fails_before_touching_the_cluster(registry):
     api = FakeCustomObjectsApi()
-    with pytest.raises(Exception, match="(?i)not found|RESOURCE_DOES_NOT_EXIST"):
+    with pytest.raises(ModelNotFoundError, match="model team-a.wine has no version 9"):  # not an outage
         deploy_version(api, registry, "wine", 9, "prod", team="team-a")
     assert api.calls == []
 
