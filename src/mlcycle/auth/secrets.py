@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlcycle.auth.credentials import Credentials
-from mlcycle.errors import ConfigError, MlcycleError
+from mlcycle.errors import MlcycleError
 
 SECRET_NAME = "mlcycle-mlflow-credentials"  # noqa: S105 - the Secret's name, not a secret
 
@@ -39,18 +39,11 @@ def render_team_secret(team: str, credentials: Credentials) -> dict[str, Any]:
 
 def load_core_api() -> Any:
     """A ``CoreV1Api`` from the in-cluster service account, else from ``~/.kube/config``."""
-    from kubernetes import client, config
+    from kubernetes import client
 
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        try:
-            config.load_kube_config()
-        except (config.ConfigException, OSError) as e:
-            raise ConfigError(
-                "no Kubernetes credentials: run inside the cluster or set KUBECONFIG to a kubeconfig file",
-                field="kubeconfig",
-            ) from e
+    from mlcycle.deploy.kube import load_kube_config
+
+    load_kube_config()
     return client.CoreV1Api()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 
 from mlcycle.cli.app import app, configured_settings
-from mlcycle.errors import InvalidInputError, MlcycleError
+from mlcycle.errors import InvalidInputError
 
 PIPELINE_OPTION = typer.Option("training", "--pipeline", help="training, monitoring, batch or registration.")
 PARAM_OPTION = typer.Option([], "--param", "-p", help="Pipeline parameter key=value (repeatable).")
@@ -151,12 +151,6 @@ def schedule(
                f"on '{scheduled.cron}' in experiment {scheduled.experiment}")
 
 
-class UiError(MlcycleError):
-    """The MLflow UI could not start."""
-
-    http_status = 503
-
-
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -175,34 +169,6 @@ def mlflow_ui_command(settings, port: int) -> list[str]:
         # where they are instead of proxying a second artifact store.
         command += ["--default-artifact-root", settings.effective_artifact_root, "--no-serve-artifacts"]
     return command
-
-
-def _wait_until_up(process: subprocess.Popen, url: str, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise UiError(f"mlflow server exited with code {process.returncode} before it answered on {url}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise UiError(f"mlflow server did not answer on {url} within {timeout:.0f} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the server we started: its own process group (gunicorn/uvicorn workers included)."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
 
 
 def _interrupt(signum, frame) -> None:
@@ -226,12 +192,13 @@ def ui(
                                         field="port")
     # SIGTERM (e.g. from a supervisor) stops the UI like Ctrl-C does, so the server never outlives us.
     signal.signal(signal.SIGTERM, _interrupt)
-    from mlcycle.auth.server import SERVER_ENV  # no GenAI job workers: mlcycle runs no MLflow jobs
+    # SERVER_ENV: no GenAI job workers (mlcycle runs no MLflow jobs); waiting and stopping as `mlcycle server`.
+    from mlcycle.auth.server import SERVER_ENV, TrackingServerError, stop, wait_until_up
 
     process = subprocess.Popen(mlflow_ui_command(settings, chosen), env={**SERVER_ENV, **os.environ},  # noqa: S603 (our argv)
                                start_new_session=True)
     try:
-        _wait_until_up(process, url, start_timeout)
+        wait_until_up(process, url, start_timeout)
         typer.echo(f"MLflow UI: {url}  (store: {settings.effective_tracking_uri}); Ctrl-C stops it", err=True)
         if not no_browser:
             import webbrowser
@@ -239,8 +206,8 @@ def ui(
             webbrowser.open(url)
         while process.poll() is None:
             time.sleep(0.5)
-        raise UiError(f"mlflow server exited with code {process.returncode}")
+        raise TrackingServerError(f"mlflow server exited with code {process.returncode}")
     except KeyboardInterrupt:
         typer.echo("stopping the MLflow UI", err=True)
     finally:
-        _stop(process)
+        stop(process)

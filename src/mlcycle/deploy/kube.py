@@ -57,13 +57,13 @@ class RolloutResult:
     traffic_percent: int
 
 
-def load_custom_objects_api() -> Any:
-    """A ``CustomObjectsApi`` from the in-cluster service account, else from ``~/.kube/config``.
+def load_kube_config() -> None:
+    """Configure the ``kubernetes`` client from the in-cluster service account, else from ``~/.kube/config``.
 
     Raises:
         ConfigError: neither is available; the message says what to set.
     """
-    from kubernetes import client, config
+    from kubernetes import config
 
     try:
         config.load_incluster_config()
@@ -75,6 +75,17 @@ def load_custom_objects_api() -> Any:
                 "no Kubernetes credentials: run inside the cluster or set KUBECONFIG to a kubeconfig file",
                 field="kubeconfig",
             ) from e
+
+
+def load_custom_objects_api() -> Any:
+    """A ``CustomObjectsApi`` from the in-cluster service account, else from ``~/.kube/config``.
+
+    Raises:
+        ConfigError: neither is available; the message says what to set.
+    """
+    from kubernetes import client
+
+    load_kube_config()
     return client.CustomObjectsApi()
 
 
