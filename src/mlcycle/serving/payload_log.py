@@ -35,7 +35,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,19 +55,24 @@ PROTOCOLS = ("v1", "v2-rest", "v2-grpc")
 DropCallback = Callable[..., None]
 
 
-@dataclass(slots=True)
-class _Record:
-    model_name: str
-    model_version: str
-    protocol: str
-    request_id: str
-    timestamp_ns: int
-    inputs: pd.DataFrame | np.ndarray
-    columns: Any  # the raw column names; turned into strings in the writer thread
-    predictions: Any
-    probabilities: Any
-    classes: Any
-    rows: int
+class _Group:
+    """The queued requests of one model version, protocol and set of column/class names, held column by
+    column: :meth:`PayloadLogger.log` appends one entry to each list, and the writer turns each list into
+    a column with one C-level call (no Python loop over requests while it holds the GIL)."""
+
+    __slots__ = ("model_name", "model_version", "protocol", "columns", "classes", "frames", "request_ids",
+                 "timestamps", "counts", "inputs", "predictions", "probabilities")
+
+    def __init__(self, model_name: str, model_version: str, protocol: str, columns: Any, classes: Any,
+                 frames: bool) -> None:
+        self.model_name, self.model_version, self.protocol = model_name, model_version, protocol
+        self.columns, self.classes, self.frames = columns, classes, frames  # raw names: made strings when written
+        self.request_ids: list[str] = []
+        self.timestamps: list[int] = []
+        self.counts: list[int] = []
+        self.inputs: list[Any] = []
+        self.predictions: list[Any] = []
+        self.probabilities: list[Any] = []
 
 
 class PayloadLogger:
@@ -116,11 +120,14 @@ class PayloadLogger:
         self.written = 0
         self.files_written = 0
         self._init_state()
+        # Imported now, at server start, not by the first flush while requests are being served (it takes
+        # tens of milliseconds with the GIL held).
+        import pyarrow.parquet  # noqa: F401
 
     def _init_state(self) -> None:
         self._pid = os.getpid()
         self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Record] = []
+        self._queue: dict[tuple, _Group] = {}
         self._queued_rows = 0
         self._flush_wanted = 0  # generation counters: flush() waits until written >= wanted
         self._flush_done = 0
@@ -164,24 +171,30 @@ class PayloadLogger:
             return True
         if os.getpid() != self._pid:  # forked into a worker: the writer thread did not come along
             self._init_state()
-        record = _Record(
-            model_name=model_name,
-            model_version=str(model_version),
-            protocol=protocol,
-            request_id=str(request_id),
-            timestamp_ns=time.time_ns(),
-            inputs=inputs,
-            columns=columns,
-            predictions=predictions,
-            probabilities=probabilities,
-            classes=None if probabilities is None else classes,
-            rows=rows,
-        )
+        frames = isinstance(inputs, pd.DataFrame)
+        # Column names: a DataFrame's own (new objects per request, so keyed by value), else the caller's
+        # list, usually the same object for every request of a version (keyed by identity: no hashing of
+        # names on the request path; the writer merges groups whose names are equal).
+        names = tuple(columns) if frames else columns
+        if probabilities is None:
+            classes = None
+        key = (model_name, model_version, protocol, names if frames else id(columns), id(classes), frames)
+        timestamp_ns = time.time_ns()
         with self._cond:
             if self._closed or self._queued_rows + rows > self.max_queued_rows:
                 accepted = False
             else:
-                self._queue.append(record)
+                group = self._queue.get(key)
+                if group is None:
+                    group = self._queue[key] = _Group(model_name, str(model_version), protocol, names, classes,
+                                                      frames)
+                group.request_ids.append(str(request_id))
+                group.timestamps.append(timestamp_ns)
+                group.counts.append(rows)
+                group.inputs.append(inputs)
+                group.predictions.append(predictions)
+                if classes is not None:
+                    group.probabilities.append(probabilities)
                 self._queued_rows += rows
                 accepted = True
                 if self._thread is None:
@@ -237,7 +250,7 @@ class PayloadLogger:
                 ):
                     wait = deadline - time.monotonic() if self._queue else self.flush_seconds
                     self._cond.wait(timeout=max(wait, 0.001))
-                batch, self._queue, self._queued_rows = self._queue, [], 0
+                batch, self._queue, self._queued_rows = list(self._queue.values()), {}, 0
                 wanted = self._flush_wanted
                 closing = self._closed
             if batch:
@@ -250,20 +263,21 @@ class PayloadLogger:
                     self._thread = None
                     return
 
-    def _write(self, batch: list[_Record]) -> None:
-        # Records hold their column and class names alive for the whole batch, so id() is a safe memo.
+    def _write(self, batch: list[_Group]) -> None:
+        # One file per model, column names and class names (groups differing only by version or protocol
+        # share a file). Groups hold their names alive for the whole batch, so id() is a safe memo.
         names: dict[int, tuple[str, ...] | None] = {id(None): None}
-        groups: dict[tuple, list[_Record]] = {}
-        for record in batch:
-            for obj in (record.columns, record.classes):
+        files: dict[tuple, list[_Group]] = {}
+        for group in batch:
+            for obj in (group.columns, group.classes):
                 if id(obj) not in names:
                     names[id(obj)] = tuple(str(c) for c in obj)
-            key = (split_name(record.model_name)[1], names[id(record.columns)], names[id(record.classes)])
-            groups.setdefault(key, []).append(record)
-        for (base_name, columns, classes), records in groups.items():
-            rows = sum(r.rows for r in records)
+            key = (split_name(group.model_name)[1], names[id(group.columns)], names[id(group.classes)])
+            files.setdefault(key, []).append(group)
+        for (base_name, columns, classes), groups in files.items():
+            rows = sum(sum(g.counts) for g in groups)
             try:
-                table = _to_table(records, columns, classes)
+                table = _to_table(groups, columns, classes)
                 name = (
                     f"{FILE_PREFIX}{datetime.now(UTC).strftime(_TS_FORMAT)}-{self._pid}-"
                     f"{next(self._seq):06d}{FILE_SUFFIX}"
@@ -277,7 +291,7 @@ class PayloadLogger:
                         e,
                     )
                 self._failing = True
-                self._drop(rows, records[0].model_name)
+                self._drop(rows, groups[0].model_name)
                 continue
             if self._failing:
                 log.warning("payload log: writing to %s again", self.destination)
@@ -320,36 +334,55 @@ def _takes_two_args(fn: DropCallback | None) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
-def _to_table(records: list[_Record], input_columns: tuple[str, ...], classes: tuple[str, ...] | None):
+def _to_table(groups: list[_Group], input_columns: tuple[str, ...], classes: tuple[str, ...] | None):
+    """One Arrow table from the groups of one file: each column is built by a few calls over whole lists
+    (``pa.array``, ``np.concatenate``), so the writer holds the GIL briefly however many requests it writes —
+    requests queued behind a flush wait less (the p99 cost of logging)."""
     import pyarrow as pa
 
-    counts = np.fromiter((r.rows for r in records), dtype=np.int64, count=len(records))
+    counts = np.concatenate([np.asarray(g.counts, dtype=np.int64) for g in groups])
+    total = int(counts.sum())
+    one_row_each = total == len(counts)
+
+    def per_row(values: np.ndarray) -> np.ndarray:  # one value per request -> one per row
+        return values if one_row_each else np.repeat(values, counts)
+
+    request_ids = [i for g in groups for i in g.request_ids] if len(groups) > 1 else groups[0].request_ids
+    starts = np.cumsum(counts) - counts
     columns: dict[str, Any] = {
-        "request_id": pa.array(
-            np.repeat(np.array([r.request_id for r in records], dtype=object), counts), type=pa.string()
-        ),
-        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int64) for n in counts])),
+        "request_id": pa.array(request_ids if one_row_each else per_row(np.array(request_ids, dtype=object)),
+                               type=pa.string()),
+        "row": pa.array(np.zeros(total, dtype=np.int64) if one_row_each
+                        else np.arange(total, dtype=np.int64) - np.repeat(starts, counts)),
         "timestamp": pa.array(
-            np.repeat(np.array([r.timestamp_ns for r in records], dtype=np.int64) // 1000, counts),
+            per_row(np.concatenate([np.asarray(g.timestamps, dtype=np.int64) for g in groups]) // 1000),
             type=pa.timestamp("us", tz="UTC"),
         ),
     }
     for column in ("model_name", "model_version", "protocol"):
-        values = np.array([getattr(r, column) for r in records], dtype=object)
-        columns[column] = pa.array(np.repeat(values, counts), type=pa.string())
-    if all(isinstance(r.inputs, np.ndarray) for r in records):
-        # One concatenation for the whole batch (not one per column and record): the writer holds the GIL
-        # for less time, so requests queued behind a flush wait less (the p99 cost of logging).
-        stacked = _concat([r.inputs for r in records])
+        # Constant within a group: one value repeated over the group's rows.
+        columns[column] = pa.array(
+            np.repeat(np.array([getattr(g, column) for g in groups], dtype=object),
+                      [sum(g.counts) for g in groups]),
+            type=pa.string(),
+        )
+    inputs = [x for g in groups for x in g.inputs]
+    if not any(g.frames for g in groups):
+        stacked = _concat(inputs)  # 2-D arrays in signature order: one concatenation for the whole file
         for i, column in enumerate(input_columns):
             columns[column] = stacked[:, i]
     else:  # DataFrames (typed columns): one concatenation too, then column by column
-        frame = pd.concat([_frame(r.inputs, input_columns) for r in records], ignore_index=True)
+        frame = pd.concat([_frame(x, input_columns) for x in inputs], ignore_index=True)
         for i, column in enumerate(input_columns):
             columns[column] = frame.iloc[:, i].to_numpy()
-    columns["prediction"] = _concat([np.asarray(r.predictions).reshape(-1) for r in records])
+    predictions = _concat([np.asarray(p) for g in groups for p in g.predictions])
+    columns["prediction"] = predictions.reshape(-1) if predictions.ndim != 1 else predictions
     if classes is not None:
-        proba = np.concatenate([np.asarray(r.probabilities, dtype=np.float64).reshape(r.rows, -1) for r in records])
+        probabilities = [p for g in groups for p in g.probabilities]
+        try:
+            proba = _concat(probabilities).astype(np.float64, copy=False).reshape(total, -1)
+        except ValueError:  # requests whose probabilities differ in rank: one at a time
+            proba = np.concatenate([np.asarray(p, dtype=np.float64).reshape(len(p), -1) for p in probabilities])
         for i, name in enumerate(classes):
             columns[f"proba_{name}"] = proba[:, i]
     return pa.table(columns)
@@ -359,6 +392,13 @@ def _frame(inputs: pd.DataFrame | np.ndarray, columns: tuple[str, ...]) -> pd.Da
     if isinstance(inputs, pd.DataFrame):
         return inputs.set_axis(list(columns), axis=1) if tuple(inputs.columns) != columns else inputs
     return pd.DataFrame(np.asarray(inputs), columns=list(columns))
+
+
+# Parquet options of every payload file: dictionary encoding for the per-file constants only and statistics
+# for the timestamp only. Dictionaries and statistics of every column cost the writer about twice the CPU
+# (measured here: 2.1 vs 1.1 ms for 2,000 rows) for a larger file, and the request, input and prediction
+# columns hardly repeat.
+_PARQUET_OPTIONS = {"use_dictionary": ["model_name", "model_version", "protocol"], "write_statistics": ["timestamp"]}
 
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:
@@ -379,7 +419,7 @@ class _LocalStore:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{name}.tmp"
         try:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, **_PARQUET_OPTIONS)
             os.replace(tmp, directory / name)  # readers never see a half-written file
         finally:
             tmp.unlink(missing_ok=True)
@@ -418,7 +458,7 @@ class _S3Store:
         import pyarrow.parquet as pq
 
         buffer = io.BytesIO()
-        pq.write_table(table, buffer)
+        pq.write_table(table, buffer, **_PARQUET_OPTIONS)
         self.client.put_object(Bucket=self.bucket, Key=self._key(base_name, name), Body=buffer.getvalue())
 
     def list(self, base_name: str) -> list[str]:

@@ -310,3 +310,25 @@ def test_a_failed_write_is_retried_before_its_rows_count_as_dropped(tmp_path):
     logger.close()
     assert len(calls) == 3 and len(set(calls)) == 1  # the same file, tried three times
     assert logger.written == 2 and logger.dropped == 0
+
+
+def test_interleaved_requests_keep_every_row_and_its_values(tmp_path):
+    """Requests of two versions, one-row and multi-row, interleaved: queued column by column per version,
+    written to one file, and read back row for row with their own ids, versions and values."""
+    logger = PayloadLogger(tmp_path, flush_seconds=60)
+    names = ["alcohol", "malic_acid", "magnesium"]  # one list for every request, as the predictor passes it
+    expected = []
+    for i in range(60):
+        n = 1 if i % 3 else 4
+        x = np.arange(n * 3, dtype=float).reshape(n, 3) + 100 * i
+        proba = np.full((n, 3), 1 / 3)
+        version = "3" if i % 2 else "4"
+        assert logger.log(model_name="wine", model_version=version, protocol="v2-rest", request_id=f"r{i:02d}",
+                          inputs=x, columns=names, predictions=np.array([CLASSES[i % 3]] * n),
+                          probabilities=proba, classes=CLASSES)
+        expected += [(f"r{i:02d}", row, version, *x[row], CLASSES[i % 3]) for row in range(n)]
+    logger.close()
+    assert logger.files_written == 1 and logger.written == len(expected)
+    frame = read_payloads(tmp_path, "wine").sort_values(["request_id", "row"])
+    got = list(frame[["request_id", "row", "model_version", *names, "prediction"]].itertuples(index=False, name=None))
+    assert got == expected
