@@ -332,3 +332,35 @@ def test_interleaved_requests_keep_every_row_and_its_values(tmp_path):
     frame = read_payloads(tmp_path, "wine").sort_values(["request_id", "row"])
     got = list(frame[["request_id", "row", "model_version", *names, "prediction"]].itertuples(index=False, name=None))
     assert got == expected
+
+
+def test_writers_shorten_the_switch_interval_only_while_they_write(tmp_path, monkeypatch):
+    """Two loggers writing at once: the interval is short during their writes and restored after both."""
+    import sys
+
+    from mlcycle.serving import payload_log
+
+    seen = []
+    both_writing = threading.Barrier(2, timeout=10)
+    store_write = payload_log._LocalStore.write
+
+    def write(self, base_name, name, table):
+        seen.append(sys.getswitchinterval())
+        both_writing.wait()  # each writer waits inside its write until the other is in its own
+        store_write(self, base_name, name, table)
+
+    monkeypatch.setattr(payload_log._LocalStore, "write", write)
+    before = sys.getswitchinterval()
+    loggers = [PayloadLogger(tmp_path / str(i), flush_seconds=60) for i in range(2)]
+    for i, logger in enumerate(loggers):
+        log_one(logger, f"req-{i}", 2)
+    flushes = [threading.Thread(target=logger.flush) for logger in loggers]
+    for t in flushes:
+        t.start()
+    for t in flushes:
+        t.join(timeout=20)
+    assert seen == [payload_log.WRITER_SWITCH_INTERVAL_S] * 2
+    assert sys.getswitchinterval() == before
+    assert [logger.written for logger in loggers] == [2, 2]
+    for logger in loggers:
+        logger.close()
