@@ -145,3 +145,35 @@ def test_a_pipeline_whose_float32_scaling_moves_rows_across_thresholds_falls_bac
     assert isinstance(result, NotCompiled)
     assert result.reason.startswith("RandomForestClassifier on 178 rows: onnxruntime: probabilities differ by up to")
     assert "treelite" not in result.reason  # Treelite imports bare ensembles only
+
+
+def test_the_examples_models_are_compiled_where_they_reproduce_or_say_why():
+    """The models the examples/ trainers fit: the diabetes forest is compiled and reproduces every row;
+    the ridge, the LightGBM pipeline (a string column encoded inside it) and the custom PythonModel are not
+    tree ensembles this predictor compiles, and say so."""
+    from sklearn.datasets import load_diabetes
+
+    from examples.custom_pythonmodel import train as custom
+    from examples.diabetes_regression import train as diabetes
+    from examples.lightgbm_categorical import train as churn
+
+    frame = load_diabetes(as_frame=True).frame
+    x = frame.drop(columns=["target"]).to_numpy(dtype=np.float64)
+    forest = diabetes.fit(frame, "target", {"kind": "forest", "max_depth": 4})
+    compiled = compile_for_serving(forest, [x[:5], x[::2]])
+    assert isinstance(compiled, CompiledPredictor), getattr(compiled, "reason", "")
+    assert compiled.runtime == "treelite" and compiled.note.startswith("onnxruntime: predictions differ by up to")
+    expected = forest.predict(frame.drop(columns=["target"]))
+    np.testing.assert_allclose(compiled.predict(x), expected, rtol=0, atol=TOLERANCE)
+
+    ridge = diabetes.fit(frame, "target", dict(diabetes.defaults))
+    assert "Ridge is not a tree ensemble" in compile_for_serving(ridge, [x[:5]]).reason
+
+    customers = churn.make_data(300)
+    lgbm = churn.fit(customers, "churned", dict(churn.defaults))
+    numeric = customers.drop(columns=["churned", "plan"]).to_numpy(dtype=np.float64)
+    assert "a pipeline ending in LGBMClassifier is not compiled" in compile_for_serving(lgbm, [numeric[:5]]).reason
+
+    labeled = custom.make_data(300)
+    labeler = custom.fit(labeled)
+    assert "is not a tree ensemble" in compile_for_serving(labeler, [numeric[:5]]).reason
