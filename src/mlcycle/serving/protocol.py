@@ -67,6 +67,16 @@ def v2_json_inputs(payload: dict) -> list[V2Input]:
         raise InvalidInputError('a v2 request needs "inputs": a list of tensors', field="inputs")
     inputs = []
     for i, item in enumerate(raw):
+        if type(item) is dict and len(item) >= 4:  # the common case, checked without building lists
+            try:
+                name, shape, datatype, data = item["name"], item["shape"], item["datatype"], item["data"]
+            except KeyError:
+                pass
+            else:
+                if (type(name) is str and type(datatype) is str and type(shape) is list
+                        and all(type(d) is int for d in shape)):
+                    inputs.append(V2Input(name, shape, datatype, data))
+                    continue
         if not isinstance(item, dict):
             raise InvalidInputError(f"inputs[{i}] must be an object", field="inputs")
         missing = [k for k in ("name", "shape", "datatype", "data") if k not in item]
