@@ -40,3 +40,47 @@ def test_column_inputs_with_bad_row_counts(shape):
 def test_a_huge_tensor_shape_is_refused_before_its_data_is_read():
     with pytest.raises(PayloadTooLargeError):
         decode_v2([V2Input("input-0", [2**40, 3], "FP64", [[1.0, 2.0, 3.0]])], SCHEMA, max_rows=10)
+
+
+def _column_by_column(inputs, schema):
+    """The decoder's general loop: one column per call, so the one-call path cannot be taken."""
+    import numpy as np
+
+    x = np.empty((len(inputs[0].data), schema.n_features))
+    for inp in inputs:
+        x[:, schema.index[inp.name]] = decode_v2([V2Input(inp.name, [len(inp.data)], "FP64", inp.data)],
+                                                 make_schema([inp.name]))[:, 0]
+    return x
+
+
+@pytest.mark.parametrize("order", ["signature", "shuffled"])
+@pytest.mark.parametrize("nested", [False, True])
+def test_alike_column_inputs_decode_in_one_call_exactly_as_one_by_one(order, nested):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    values = {c: rng.normal(size=4).tolist() for c in SCHEMA.columns}
+    names = list(SCHEMA.columns) if order == "signature" else ["c", "a", "b"]
+    inputs = [V2Input(n, [4, 1] if nested else [4], "FP64", [[v] for v in values[n]] if nested else values[n])
+              for n in names]
+    x = decode_v2(inputs, SCHEMA, max_rows=10)
+    assert x.flags.c_contiguous and x.shape == (4, 3)
+    np.testing.assert_array_equal(x, np.column_stack([values[c] for c in SCHEMA.columns]))
+    np.testing.assert_array_equal(x, _column_by_column(inputs, SCHEMA))
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"b": [1.0, "x"]}, "b", "only numbers"),  # not a number: named by the column loop
+        ({"c": [1.0]}, "c", "holds 1 values"),  # a column shorter than its declared shape
+        ({"a": [1.0, None]}, "a", "NaN"),  # null: NaN, refused by the value check
+        ({"b": [[1.0], 2.0]}, "b", "only numbers"),  # ragged nesting
+    ],
+)
+def test_unlike_column_inputs_are_named_as_before(data, field, message):
+    columns = {"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 6.0]} | data
+    inputs = [V2Input(c, [2], "FP64", v) for c, v in columns.items()]
+    with pytest.raises(InvalidInputError, match=message) as e:
+        decode_v2(inputs, SCHEMA, max_rows=10)
+    assert e.value.field == field
