@@ -150,11 +150,11 @@ def plan_training_trials(train_path: str | Path, target: str, settings: Settings
     return [item.to_json() for item in trials.plan_trials(pd.read_parquet(train_path), target, request, settings)]
 
 
-def run_training_trial(train_path: str | Path, target: str, item: str) -> str:
+def run_training_trial(train_path: str | Path, item: str) -> str:
     """Parallel trials, one fan-out step: score the trial ``item`` in a child run; the result as JSON."""
     from mlcycle.training import trials
 
-    return trials.run_trial_item(pd.read_parquet(train_path), target, trials.TrialItem.from_json(item)).to_json()
+    return trials.run_trial_item(pd.read_parquet(train_path), trials.TrialItem.from_json(item)).to_json()
 
 
 def train_best_trial(train_path: str | Path, target: str, items: list[str], results: list[str],

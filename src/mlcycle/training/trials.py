@@ -52,12 +52,14 @@ class TrialItem:
     index: int
     params: dict[str, Any]
     task: str
+    target: str
     request: TrainingRequest
 
     def to_json(self) -> str:
-        body = {"parent_run_id": self.parent_run_id, "index": self.index, "params": self.params, "task": self.task,
-                "request": {**dataclasses.asdict(self.request), "params": dict(self.request.params),
-                            "tags": dict(self.request.tags)}}
+        request = {**dataclasses.asdict(self.request), "params": dict(self.request.params),
+                   "tags": dict(self.request.tags)}
+        body = {"parent_run_id": self.parent_run_id, "index": self.index, "params": self.params,
+                "task": self.task, "target": self.target, "request": request}
         try:
             return json.dumps(body, sort_keys=True)
         except (TypeError, ValueError) as e:
@@ -69,7 +71,7 @@ class TrialItem:
     def from_json(cls, text: str) -> TrialItem:
         body = json.loads(text)
         return cls(parent_run_id=body["parent_run_id"], index=int(body["index"]), params=dict(body["params"]),
-                   task=body["task"], request=TrainingRequest(**body["request"]))
+                   task=body["task"], target=body["target"], request=TrainingRequest(**body["request"]))
 
 
 @dataclass(frozen=True)
@@ -110,17 +112,21 @@ def plan_trials(train: pd.DataFrame, target: str, request: TrainingRequest, sett
     sampled = sample_trials(prepared.trainer, dict(request.params), request.n_trials, request.seed)
     experiment_id = ensure_experiment(request.experiment, settings)
     parent = MlflowClient().create_run(experiment_id, tags={
-        **request.tags, SEARCH_TAG: "parallel", "mlcycle.trainer": prepared.trainer.ref, "mlcycle.task": prepared.task,
-        "mlcycle.team": settings.team})
-    items = [TrialItem(parent.info.run_id, i, params, prepared.task, request) for i, params in enumerate(sampled)]
+        **request.tags, SEARCH_TAG: "parallel", "mlcycle.trainer": prepared.trainer.ref,
+        "mlcycle.task": prepared.task, "mlcycle.team": settings.team})
+    items = [TrialItem(parent.info.run_id, i, params, prepared.task, target, request)
+             for i, params in enumerate(sampled)]
     for item in items:
         item.to_json()  # refuse parameters that cannot cross a step boundary now, not in a trial
     log.info("planned %d trial(s) of %s under run %s", len(items), prepared.trainer.ref, parent.info.run_id)
     return items
 
 
-def run_trial_item(train: pd.DataFrame, target: str, item: TrialItem) -> TrialResult:
+def run_trial_item(train: pd.DataFrame, item: TrialItem) -> TrialResult:
     """Score one trial in a child run of the search's parent: its parameters and validation metric.
+
+    The item carries the target column too: inside a ``dsl.ParallelFor`` kfp 2.17's local runner hands the
+    loop item to every parameter input of the step, so the trial step takes the item (and the data) only.
 
     The metric is logged on its own scale (``validation_f1_macro``, ``validation_rmse``). A trial that
     fails marks its run and the parent FAILED and raises, as a failing trial stops the serial search.
@@ -138,7 +144,7 @@ def run_trial_item(train: pd.DataFrame, target: str, item: TrialItem) -> TrialRe
         with mlflow.start_run(experiment_id=parent.info.experiment_id, run_name=f"trial-{item.index}",
                               parent_run_id=item.parent_run_id, tags=tags) as run:
             mlflow.log_params({k: _param_value(v) for k, v in item.params.items()})
-            score = run_trial(trainer, train, target, item.params, item.task, seed=item.request.seed)
+            score = run_trial(trainer, train, item.target, item.params, item.task, seed=item.request.seed)
             mlflow.log_metric(f"validation_{metric}", -score if item.task == REGRESSION else score)
     except BaseException:
         client.set_terminated(item.parent_run_id, "FAILED")

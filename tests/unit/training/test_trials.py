@@ -28,7 +28,7 @@ def test_fanned_out_trials_choose_what_the_serial_search_chooses(mlcycle_home, s
     serial = lifecycle.run_training(train_path, prepared.target, mlcycle_home, **options)
 
     items = lifecycle.plan_training_trials(train_path, prepared.target, mlcycle_home, **options)
-    results = [lifecycle.run_training_trial(train_path, prepared.target, item) for item in reversed(items)]
+    results = [lifecycle.run_training_trial(train_path, item) for item in reversed(items)]
     parent_id = TrialItem.from_json(items[0]).parent_run_id
     client = MlflowClient()
     mlflow.set_experiment(experiment_id=client.get_run(parent_id).info.experiment_id)  # MLflow's rule to resume
@@ -53,7 +53,7 @@ def test_fanned_out_trials_choose_what_the_serial_search_chooses(mlcycle_home, s
 
 
 def _item(index):
-    return TrialItem("parent", index, {"C": index}, "classification", TrainingRequest(experiment="wine"))
+    return TrialItem("parent", index, {"C": index}, "classification", "target", TrainingRequest(experiment="wine"))
 
 
 def test_select_keeps_the_highest_score_and_the_earliest_trial_on_a_tie():
