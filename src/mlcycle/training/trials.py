@@ -125,8 +125,10 @@ def plan_trials(train: pd.DataFrame, target: str, request: TrainingRequest, sett
 def run_trial_item(train: pd.DataFrame, item: TrialItem) -> TrialResult:
     """Score one trial in a child run of the search's parent: its parameters and validation metric.
 
-    The item carries the target column too: inside a ``dsl.ParallelFor`` kfp 2.17's local runner hands the
-    loop item to every parameter input of the step, so the trial step takes the item (and the data) only.
+    The item carries the target column too: inside a ``dsl.ParallelFor`` kfp 2.17's local runner replaces
+    every parameter input that is another task's output by the loop item
+    (``kfp/local/orchestrator/task_spec_utils.py``, ``create_parameter_loop_iteration_task_spec``), so the
+    trial step takes the item (and the data artifact) only.
 
     The metric is logged on its own scale (``validation_f1_macro``, ``validation_rmse``). A trial that
     fails marks its run and the parent FAILED and raises, as a failing trial stops the serial search.

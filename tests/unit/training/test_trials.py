@@ -79,3 +79,19 @@ def test_a_plan_needs_trials(mlcycle_home, splits):
         lifecycle.plan_training_trials(train_path, prepared.target, mlcycle_home, registered_name="wine",
                                        model_type="logistic_regression", n_trials=0)
     assert raised.value.field == "n_trials"
+
+
+def test_a_failing_trial_fails_its_run_and_the_search_s_parent(mlcycle_home, splits):
+    from mlcycle.training.trainers import TrainerError
+
+    prepared, train_path = splits
+    items = lifecycle.plan_training_trials(train_path, prepared.target, mlcycle_home, registered_name="wine",
+                                           trainer="tests.unit.training.user_trainers:broken", n_trials=2)
+    assert len(items) == 2  # the module's search_space: n_estimators in [5, 10]
+    with pytest.raises(TrainerError, match="no column named price"):
+        lifecycle.run_training_trial(train_path, items[0])
+    parent_id = TrialItem.from_json(items[0]).parent_run_id
+    client = MlflowClient()
+    parent = client.get_run(parent_id)
+    (child,) = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'")
+    assert (parent.info.status, child.info.status) == ("FAILED", "FAILED")
