@@ -95,3 +95,24 @@ def test_a_failing_trial_fails_its_run_and_the_search_s_parent(mlcycle_home, spl
     parent = client.get_run(parent_id)
     (child,) = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'")
     assert (parent.info.status, child.info.status) == ("FAILED", "FAILED")
+
+
+def test_regression_trials_log_rmse_on_its_own_scale_and_keep_the_lowest(mlcycle_home, tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame.sample(n=150, random_state=0).reset_index(drop=True)
+    frame.to_parquet(tmp_path / "train.parquet")
+    options = dict(registered_name="diabetes", trainer="tests.unit.training.user_trainers:fit", n_trials=2)
+    serial = lifecycle.run_training(tmp_path / "train.parquet", "target", mlcycle_home, **options)
+    items = lifecycle.plan_training_trials(tmp_path / "train.parquet", "target", mlcycle_home, **options)
+    results = [lifecycle.run_training_trial(tmp_path / "train.parquet", item) for item in items]
+    parent_id = TrialItem.from_json(items[0]).parent_run_id
+    client = MlflowClient()
+    mlflow.set_experiment(experiment_id=client.get_run(parent_id).info.experiment_id)
+    final = lifecycle.train_best_trial(tmp_path / "train.parquet", "target", items, results, mlcycle_home)
+    assert final.params == serial.params and final.search_score == pytest.approx(serial.search_score)
+    assert final.search_score > 0  # an RMSE, not the search's higher-is-better minus RMSE
+    children = client.search_runs([client.get_run(parent_id).info.experiment_id],
+                                  filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_id}'")
+    rmses = [c.data.metrics["validation_rmse"] for c in children]
+    assert min(rmses) == pytest.approx(final.search_score)
