@@ -184,8 +184,10 @@ def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, sett
     trials: list[dict] = []
     metric = search_metric(task)
     if searched is None and request.n_trials > 0:
-        searched = SearchOutcome(*search(trainer, train, target, chosen, task, n_trials=request.n_trials,
-                                         seed=request.seed))
+        best_params, best_score, tried = search(trainer, train, target, chosen, task, n_trials=request.n_trials,
+                                                seed=request.seed)
+        best = next(i for i, t in enumerate(tried) if t["score"] == best_score)  # the first of equals, as max
+        searched = SearchOutcome(best_params, best_score, tried, best=best)
     if searched is not None:
         chosen, search_score, trials = dict(searched.params), searched.score, list(searched.trials)
         if task == REGRESSION:
