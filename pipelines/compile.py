@@ -9,9 +9,9 @@ COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 def pipelines() -> dict:
     """Pipeline name → pipeline function, for every pipeline the project ships."""
-    from pipelines.training_pipeline import training_pipeline
+    from pipelines.training_pipeline import parallel_training_pipeline, training_pipeline
 
-    found = {"training_pipeline": training_pipeline}
+    found = {"training_pipeline": training_pipeline, "parallel_training_pipeline": parallel_training_pipeline}
     try:
         from pipelines.registration_pipeline import registration_pipeline
     except ImportError:

@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,7 +48,14 @@ class PipelineFailedError(MlcycleError):
 
 
 class _StepLog(io.TextIOBase):
-    """A text stream that keeps kfp.local's output (in a file, if given) and reports finished steps."""
+    """A text stream that keeps kfp.local's output (in a file, if given) and reports finished steps.
+
+    kfp.local runs a ``dsl.ParallelFor``'s iterations in threads that all print here, so a write holds a
+    lock (two threads' halves of a line must not interleave in the file or the parser). kfp 2.17 itself can
+    still drop a parallel step's "finished" line: each task swaps the root logger's handlers from its own
+    thread (``local_logger_context``), so ``on_step`` may miss a ParallelFor iteration; the run's outcome
+    does not depend on it.
+    """
 
     def __init__(self, sink: io.TextIOBase | None, on_step: Callable[[str, str], None] | None) -> None:
         self._sink = sink
@@ -55,11 +63,16 @@ class _StepLog(io.TextIOBase):
         self._partial = ""
         self.failed_step: str | None = None
         self.last_error: tuple[str, str] | None = None
+        self._lock = threading.RLock()  # re-entrant: an on_step that prints may write here (redirected stdout)
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
+        with self._lock:
+            return self._write(text)
+
+    def _write(self, text: str) -> int:
         if self._sink is not None:
             self._sink.write(text)
         lines = (self._partial + text).split("\n")

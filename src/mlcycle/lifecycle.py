@@ -104,13 +104,11 @@ def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
     return parsed
 
 
-def run_training(train_path: str | Path, target: str, settings: Settings, *, registered_name: str,
-                 model_type: str = "random_forest", params: str | dict | None = None, n_trials: int = 0,
-                 seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = "",
-                 trainer: str = "", task: str = "") -> TrainingResult:
-    """Train on the train split with ``trainer`` (default: the built-in ``model_type``) and record the run."""
-    check_write_access(registered_name, settings)
-    request = TrainingRequest(
+def training_request(registered_name: str, *, model_type: str = "random_forest", params: str | dict | None = None,
+                     n_trials: int = 0, seed: int = 0, dataset: str = "", data_hash: str = "",
+                     pipeline_run_id: str = "", trainer: str = "", task: str = "") -> TrainingRequest:
+    """The training request a pipeline's parameters describe, with the lineage tags every training run carries."""
+    return TrainingRequest(
         experiment=registered_name,
         model_type=model_type,
         trainer=trainer,
@@ -121,7 +119,54 @@ def run_training(train_path: str | Path, target: str, settings: Settings, *, reg
         tags={"mlcycle.dataset": dataset, "mlcycle.data_hash": data_hash,
               "mlcycle.pipeline_run_id": pipeline_run_id, "mlcycle.registered_name": registered_name},
     )
+
+
+def run_training(train_path: str | Path, target: str, settings: Settings, *, registered_name: str,
+                 model_type: str = "random_forest", params: str | dict | None = None, n_trials: int = 0,
+                 seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = "",
+                 trainer: str = "", task: str = "") -> TrainingResult:
+    """Train on the train split with ``trainer`` (default: the built-in ``model_type``) and record the run."""
+    check_write_access(registered_name, settings)
+    request = training_request(registered_name, model_type=model_type, params=params, n_trials=n_trials, seed=seed,
+                               dataset=dataset, data_hash=data_hash, pipeline_run_id=pipeline_run_id,
+                               trainer=trainer, task=task)
     return train_model(pd.read_parquet(train_path), target, request, settings)
+
+
+def plan_training_trials(train_path: str | Path, target: str, settings: Settings, *, registered_name: str,
+                         model_type: str = "random_forest", params: str | dict | None = None, n_trials: int = 0,
+                         seed: int = 0, dataset: str = "", data_hash: str = "", pipeline_run_id: str = "",
+                         trainer: str = "", task: str = "") -> list[str]:
+    """Parallel trials, first step: the sampled trials as JSON items for a fan-out, under one parent run.
+
+    Takes :func:`run_training`'s arguments; ``n_trials`` must be at least 1.
+    """
+    from mlcycle.training import trials
+
+    check_write_access(registered_name, settings)
+    request = training_request(registered_name, model_type=model_type, params=params, n_trials=n_trials, seed=seed,
+                               dataset=dataset, data_hash=data_hash, pipeline_run_id=pipeline_run_id,
+                               trainer=trainer, task=task)
+    return [item.to_json() for item in trials.plan_trials(pd.read_parquet(train_path), target, request, settings)]
+
+
+def run_training_trial(train_path: str | Path, item: str) -> str:
+    """Parallel trials, one fan-out step: score the trial ``item`` in a child run; the result as JSON."""
+    from mlcycle.training import trials
+
+    return trials.run_trial_item(pd.read_parquet(train_path), trials.TrialItem.from_json(item)).to_json()
+
+
+def train_best_trial(train_path: str | Path, target: str, items: list[str], results: list[str],
+                     settings: Settings) -> TrainingResult:
+    """Parallel trials, last step: keep the best trial and train the final model with it in the parent run."""
+    from mlcycle.training import trials
+
+    planned = trials.parse_items(items)
+    if planned:
+        check_write_access(planned[0].request.experiment, settings)
+    return trials.train_selected(pd.read_parquet(train_path), target, planned, trials.parse_results(results),
+                                 settings)
 
 
 def run_evaluation(run_id: str, test_path: str | Path, target: str, registered_name: str) -> Comparison:

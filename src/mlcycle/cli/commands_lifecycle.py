@@ -37,6 +37,15 @@ def check_gate_options(gate_metric: str, floor: float | None, min_improvement: f
         policy_for(task or metric_task(gate_metric), gate_metric, floor, min_improvement)
 
 
+def check_trial_options(trials: int, parallelism: int) -> None:
+    """``--parallelism`` is at least 1, and above 1 only fans out ``--trials``."""
+    if parallelism < 1:
+        raise InvalidInputError(f"--parallelism must be at least 1, got {parallelism}", field="parallelism")
+    if parallelism > 1 and trials < 1:
+        raise InvalidInputError(f"--parallelism {parallelism} runs search trials in parallel: give --trials N too",
+                                field="parallelism")
+
+
 def parse_param_options(values: list[str]) -> dict:
     """``["max_depth=4", "n_estimators=50"]`` → ``{"max_depth": 4, "n_estimators": 50}``."""
     from mlcycle.training.estimators import coerce_param
@@ -68,6 +77,9 @@ def run_training(
     target: str = typer.Option("", "--target", help="Target column (tables only)."),
     trials: int = typer.Option(0, "--trials", min=0,
                                help="Random-search trials over the trainer's search_space (0: none)."),
+    parallelism: int = typer.Option(1, "--parallelism",
+                                    help="With --trials: trials run at once, each its own pipeline step and MLflow "
+                                         "child run (a ParallelFor); 1: one after another inside the train step."),
     test_size: float = typer.Option(0.25, "--test-size", help="Share of rows held out."),
     seed: int = typer.Option(0, "--seed"),
     gate_metric: str = GATE_METRIC_OPTION,
@@ -86,8 +98,9 @@ def run_training(
     from mlcycle.training.estimators import check_params
     from mlcycle.training.trainers import load_trainer
     from pipelines.local import run_pipeline
-    from pipelines.training_pipeline import training_pipeline
+    from pipelines.training_pipeline import build_training_pipeline, training_pipeline
 
+    check_trial_options(trials, parallelism)
     settings = configured_settings(team=team)
     params = parse_param_options(param)
     if trainer:
@@ -108,7 +121,8 @@ def run_training(
             console.print(f"  {mark} {step}")
             status.update(f"running the training pipeline locally (after {step})")
 
-        run_id = run_pipeline(training_pipeline, settings, log_file=log_file, on_step=on_step, **arguments)
+        pipeline = build_training_pipeline(parallelism) if parallelism > 1 else training_pipeline
+        run_id = run_pipeline(pipeline, settings, log_file=log_file, on_step=on_step, **arguments)
     from mlcycle.lifecycle import registered_name_for
     from mlcycle.registry.versions import version_of_run
 

@@ -109,12 +109,61 @@ def _trainer_code_paths(trainer: Trainer) -> list[str] | None:
     return [str(path.parents[depth - 1]) if depth else str(path)]  # the top-level package directory
 
 
-def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, settings: Settings
-                ) -> TrainingResult:
+@dataclass(frozen=True)
+class SearchOutcome:
+    """A finished random search: the chosen parameters, their score, every trial (scores higher-is-better).
+
+    The serial search (:func:`~mlcycle.training.trainers.search`) and the fan-out of parallel trials
+    (:mod:`mlcycle.training.trials`) both end in one; ``best`` is the index of the chosen trial.
+    """
+
+    params: dict[str, Any]
+    score: float
+    trials: list[dict]
+    best: int = 0
+
+
+@dataclass(frozen=True)
+class PreparedTraining:
+    """A request checked against its data: the loaded trainer, the features, the target and the task."""
+
+    trainer: Trainer
+    X: pd.DataFrame
+    y: pd.Series
+    task: str
+
+
+def prepare_training(train: pd.DataFrame, target: str, request: TrainingRequest) -> PreparedTraining:
+    """Check the request's parameters, load its trainer and resolve the task, before anything is fitted.
+
+    Raises:
+        InvalidInputError: unknown model type, hyperparameter or task, non-numeric features for a
+            built-in, or no target (``field`` names it).
+    """
+    if not request.trainer:
+        check_params(request.model_type, request.params)
+    trainer = load_trainer(request.trainer_ref)
+    X, y = features_and_target(train, target)
+    if not request.trainer:
+        _numeric_only(X, request.model_type)
+    return PreparedTraining(trainer, X, y, resolve_task(request.task, y))
+
+
+def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, settings: Settings, *,
+                searched: SearchOutcome | None = None, run_id: str | None = None) -> TrainingResult:
     """Call the trainer on ``train`` and record everything in one MLflow run.
 
     Built-in estimators and a user's trainer take exactly this path: fit, log with the model's flavor,
     signature from the training frame and the model's output, input example, reference sample, lineage.
+
+    Args:
+        train: the training split.
+        target: the target column.
+        request: what to train and where to record it.
+        settings: MLflow and team settings.
+        searched: a search already run elsewhere (the parallel trials' select step); without it,
+            ``request.n_trials > 0`` runs the serial search here.
+        run_id: record into this existing run (the parallel trials' parent) instead of a new one.
 
     Raises:
         InvalidInputError: unknown model type, hyperparameter or task (``field`` names it), or no target.
@@ -126,22 +175,21 @@ def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, sett
 
     from mlcycle.tracking import ensure_experiment
 
-    if not request.trainer:
-        check_params(request.model_type, request.params)
-    trainer = load_trainer(request.trainer_ref)
-    X, y = features_and_target(train, target)
-    if not request.trainer:
-        _numeric_only(X, request.model_type)
-    task = resolve_task(request.task, y)
+    prepared = prepare_training(train, target, request)
+    trainer, X, y, task = prepared.trainer, prepared.X, prepared.y, prepared.task
 
     # The search varies what the user did not set; the trainer's defaults fill in the rest.
     chosen = dict(request.params)
     search_score = None
     trials: list[dict] = []
     metric = search_metric(task)
-    if request.n_trials > 0:
-        chosen, search_score, trials = search(trainer, train, target, chosen, task, n_trials=request.n_trials,
-                                              seed=request.seed)
+    if searched is None and request.n_trials > 0:
+        best_params, best_score, tried = search(trainer, train, target, chosen, task, n_trials=request.n_trials,
+                                                seed=request.seed)
+        best = next(i for i, t in enumerate(tried) if t["score"] == best_score)  # the first of equals, as max
+        searched = SearchOutcome(best_params, best_score, tried, best=best)
+    if searched is not None:
+        chosen, search_score, trials = dict(searched.params), searched.score, list(searched.trials)
         if task == REGRESSION:
             search_score = -search_score
             trials = [{**t, "score": -t["score"]} for t in trials]
@@ -165,7 +213,9 @@ def train_model(train: pd.DataFrame, target: str, request: TrainingRequest, sett
         "mlcycle.team": settings.team,
         **request.tags,
     }
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+    started = mlflow.start_run(run_id=run_id, tags=tags) if run_id else mlflow.start_run(
+        experiment_id=experiment_id, tags=tags)
+    with started as run:
         mlflow.log_params({k: _param_value(v) for k, v in params.items()}
                           | {"model_type": trainer.name, "n_trials": request.n_trials, "task": task})
         if task == CLASSIFICATION:
