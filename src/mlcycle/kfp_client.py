@@ -20,10 +20,14 @@ from mlcycle.errors import ConfigError, InvalidInputError, MlcycleError
 
 HOST_VARIABLE = "KFP_HOST"
 # ``--pipeline`` name → the pipeline function's name in ``pipelines/`` (and its compiled file's stem).
+# ``parallel-training`` and ``sharded-batch`` are the fan-out variants (dsl.ParallelFor: trials, shards), run
+# in the same experiments as the plain ones.
 PIPELINES = {"training": "training_pipeline", "monitoring": "monitoring_pipeline", "batch": "batch_pipeline",
-             "registration": "registration_pipeline"}
+             "registration": "registration_pipeline", "parallel-training": "parallel_training_pipeline",
+             "sharded-batch": "sharded_batch_pipeline"}
 EXPERIMENTS = {"training": "mlcycle-training", "monitoring": "mlcycle-monitoring", "batch": "mlcycle-batch",
-               "registration": "mlcycle-registration"}
+               "registration": "mlcycle-registration", "parallel-training": "mlcycle-training",
+               "sharded-batch": "mlcycle-batch"}
 
 
 class KfpUnavailableError(MlcycleError):

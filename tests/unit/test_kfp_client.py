@@ -97,6 +97,8 @@ def test_parse_params_rejects_a_key_given_twice():
 def test_pipeline_names_map_to_functions_and_unknown_ones_list_the_choices():
     assert kfp_client.pipeline_function_name("training") == "training_pipeline"
     assert kfp_client.pipeline_function_name("registration") == "registration_pipeline"
+    assert kfp_client.pipeline_function_name("parallel-training") == "parallel_training_pipeline"
+    assert kfp_client.pipeline_function_name("sharded-batch") == "sharded_batch_pipeline"
     with pytest.raises(InvalidInputError, match="training, monitoring, batch"):
         kfp_client.pipeline_function_name("nope")
 
@@ -205,3 +207,18 @@ def test_a_real_client_against_an_unreachable_host_fails_at_the_first_call(tmp_p
     assert isinstance(client, kfp.Client)
     with pytest.raises(kfp_client.KfpUnavailableError, match="experiment look-up failed"):
         kfp_client.submit_run(client, TRAINING, {}, experiment="x", namespace="team-a", host="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("pipeline", sorted(kfp_client.PIPELINES))
+def test_every_submittable_pipeline_compiles_from_its_name(pipeline, tmp_path):
+    """`mlcycle submit --pipeline NAME` compiles NAME's function; the fan-out ones carry their ParallelFor."""
+    import yaml
+
+    from mlcycle.cli.commands_kfp import compile_pipeline
+
+    path = compile_pipeline(pipeline, tmp_path)
+    spec = next(yaml.safe_load_all(path.read_text()))  # the pipeline spec (a platform spec may follow)
+    assert path.stem == kfp_client.PIPELINES[pipeline] and spec["pipelineInfo"]["name"]
+    tasks = spec["root"]["dag"]["tasks"]
+    fan_out = [t for t in tasks.values() if "iteratorPolicy" in t or "parameterIterator" in t]
+    assert bool(fan_out) == (pipeline in ("parallel-training", "sharded-batch"))

@@ -22,7 +22,9 @@ import typer
 from mlcycle.cli.app import app, configured_settings
 from mlcycle.errors import InvalidInputError
 
-PIPELINE_OPTION = typer.Option("training", "--pipeline", help="training, monitoring, batch or registration.")
+PIPELINE_OPTION = typer.Option(
+    "training", "--pipeline",
+    help="training, monitoring, batch, registration, or the fan-out ones: parallel-training, sharded-batch.")
 PARAM_OPTION = typer.Option([], "--param", "-p", help="Pipeline parameter key=value (repeatable).")
 HOST_OPTION = typer.Option(None, "--host", help="KFP API endpoint (default: $KFP_HOST).")
 NAMESPACE_OPTION = typer.Option(None, "--namespace", "-n",
