@@ -176,6 +176,7 @@ def test_metadata_describes_columns_and_outputs(server):
         assert inputs["flag"]["datatype"] == "BOOL"
         assert inputs["x"]["datatype"] == "FP64"
         assert [(o["name"], o["datatype"]) for o in meta["outputs"]] == [("score", "FP64"), ("label", "BYTES")]
+        assert meta["platform"] == "mlflow-pyfunc-direct"  # the PythonModel called without MLflow's re-checks
         meta = c.get("/v2/models/xgbreg").json()
         assert meta["platform"] == "mlflow-xgboost"
         assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {"x": "FP64", "k": "INT64"}

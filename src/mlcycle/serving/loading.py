@@ -320,9 +320,7 @@ def _choose_fast_path(loaded: LoadedModel) -> None:
     from mlcycle.serving.schema import v2_datatype
 
     loaded._example_datatype = v2_datatype(np.asarray(reference.predictions))
-    if reference.columns is not None:
-        return
-    for path, native in _candidates(loaded):
+    for path, native in [] if reference.columns is not None else _candidates(loaded):
         loaded.estimator, loaded.fast_path = native, path
         loaded.classes = _classes(native)
         loaded.forest_fast_path = loaded.predict_from_proba = False
@@ -344,6 +342,45 @@ def _choose_fast_path(loaded: LoadedModel) -> None:
         log.info("%s: the %s fast path differs from pyfunc on the input example; not used", loaded.label, path)
     loaded.estimator, loaded.fast_path, loaded.classes = None, "pyfunc", None
     loaded.forest_fast_path = loaded.predict_from_proba = False
+    if _direct_pyfunc_matches(loaded, x, reference):
+        loaded.fast_path = "pyfunc-direct"
+
+
+def _direct_pyfunc_matches(loaded: LoadedModel, x: Any, reference: Any) -> bool:
+    """Whether the pyfunc model's own predict function, called without MLflow's schema enforcement, gives
+    pyfunc's answer: only for a column signature without optional columns or params, no type-hint
+    signature and no declared dependencies, when the decoded example already has exactly the columns,
+    types and values MLflow's enforcement would hand the model, and the answers are identical."""
+    from mlcycle.serving.predict import run_model
+    from mlcycle.serving.schema import to_model_frame
+
+    schema = loaded.schema
+    if schema.is_tensor or any(schema.optional or ()):
+        return False
+    try:
+        import mlflow.pyfunc
+        from mlflow.models.utils import _enforce_schema
+
+        pm = loaded.pyfunc_model()
+        meta = pm.metadata
+        if (not callable(getattr(pm, "_predict_fn", None)) or meta._is_signature_from_type_hint()
+                or meta._is_type_hint_from_example() or meta.get_params_schema() is not None
+                or mlflow.pyfunc._get_dependencies_schema_from_model(pm._model_meta)):
+            return False
+        frame = to_model_frame(x, schema)
+        enforced = _enforce_schema(frame.copy(), meta.get_input_schema())
+        if list(enforced.columns) != list(frame.columns) or not enforced.dtypes.equals(frame.dtypes):
+            return False
+        if not enforced.equals(frame):
+            return False
+        got = run_model(loaded, x, "pyfunc-direct")
+    except Exception:  # noqa: BLE001 - MLflow internals that differ or fail only cost the direct call
+        log.info("%s: the direct pyfunc call cannot be checked; serving through pyfunc", loaded.label, exc_info=True)
+        return False
+    if not _same_prediction(got, reference):
+        log.info("%s: the direct pyfunc call differs from pyfunc on the input example; not used", loaded.label)
+        return False
+    return True
 
 
 def _classes(native: Any) -> np.ndarray | None:

@@ -155,7 +155,16 @@ def _pyfunc(loaded: LoadedModel, x: Any) -> Prediction:
     return as_prediction(loaded.pyfunc_model().predict(frame), len(frame))
 
 
-RUNNERS = {"sklearn": _sklearn, "lightgbm": _native, "xgboost": _native, "pyfunc": _pyfunc}
+def _pyfunc_direct(loaded: LoadedModel, x: Any) -> Prediction:
+    """The pyfunc model's own predict function, without MLflow's per-call schema enforcement: the decoder
+    has already checked and typed every column by the signature (used only where the load-time check in
+    ``loading`` proved it gives pyfunc's answer and types)."""
+    frame = to_model_frame(x, loaded.schema)
+    return as_prediction(loaded.pyfunc_model()._predict_fn(frame), len(frame))
+
+
+RUNNERS = {"sklearn": _sklearn, "lightgbm": _native, "xgboost": _native, "pyfunc": _pyfunc,
+           "pyfunc-direct": _pyfunc_direct}
 
 
 def run_model(loaded: LoadedModel, x: Any, path: str) -> Prediction:

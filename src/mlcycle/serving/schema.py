@@ -597,6 +597,33 @@ def _is_null(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
 
 
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def _plain_list(typ: str, values: list) -> np.ndarray | None:
+    """A JSON list whose values are all of the column's own Python type (floats/ints for a number column,
+    bools, strings) converted without looking at each value in Python, to exactly what the general path
+    below makes of it; ``None`` for anything else (nulls, NaN, mixed types, bytes...), which that path then
+    converts or names row by row."""
+    types = set(map(type, values))
+    if typ == "string":
+        if types != {str}:
+            return None
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    if typ == "boolean":
+        return np.array(values, dtype=bool) if types == {bool} else None
+    if typ not in NUMERIC_MLFLOW or not types <= {int, float}:
+        return None
+    x = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(x).all():
+        return None
+    if typ in INTEGRAL_MLFLOW and ((x != np.floor(x)).any() or (typ == "integer" and (np.abs(x) > _INT32_MAX).any())):
+        return None
+    return x.astype(FRAME_DTYPES[typ], copy=False)
+
+
 def convert_column(
     column: str, typ: str, values: Any, *, optional: bool = False, content_type: str | None = None
 ) -> tuple[Any, list[tuple[int, str]]]:
@@ -610,6 +637,10 @@ def convert_column(
     """
     import pandas as pd
 
+    if type(values) is list and values:
+        plain = _plain_list(typ, values)
+        if plain is not None:
+            return plain, []
     if isinstance(values, pd.Series):
         values = values.to_numpy()
     arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)

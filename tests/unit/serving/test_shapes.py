@@ -84,3 +84,37 @@ def test_unlike_column_inputs_are_named_as_before(data, field, message):
     with pytest.raises(InvalidInputError, match=message) as e:
         decode_v2(inputs, SCHEMA, max_rows=10)
     assert e.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("typ", "values"),
+    [
+        ("double", [1.5, 2, -3.25]),
+        ("float", [0.1, 1e30]),
+        ("long", [1, 2, 3.0]),
+        ("integer", [7, -2147483647]),
+        ("integer", [2147483648]),  # past int32: refused by the general path
+        ("long", [1, 2.5]),  # not whole: refused
+        ("double", [1.0, float("nan")]),  # NaN: the general path decides (null or not finite)
+        ("double", [1.0, True]),  # a bool among numbers: refused
+        ("boolean", [True, False]),
+        ("boolean", [True, 1]),
+        ("string", ["red", "blue"]),
+        ("string", ["red", 5]),
+        ("string", ["red", None]),
+    ],
+)
+@pytest.mark.parametrize("optional", [False, True])
+def test_plain_json_lists_convert_exactly_as_the_general_path(typ, values, optional):
+    """A JSON list is converted in one numpy call when its values are all of the column's type; the result
+    (values, dtype, bad rows) is the general path's, which an object array always takes."""
+    import numpy as np
+
+    from mlcycle.serving.schema import convert_column
+
+    fast, fast_bad = convert_column("c", typ, list(values), optional=optional)
+    slow, slow_bad = convert_column("c", typ, np.asarray(values, dtype=object), optional=optional)
+    assert fast_bad == slow_bad
+    if not slow_bad:
+        assert fast.dtype == slow.dtype
+        np.testing.assert_array_equal(fast, slow)
