@@ -67,8 +67,9 @@ def test_unmet_requirements_are_503_not_ready_until_the_alias_moves(registry, wo
     env, client = registry
     client.set_registered_model_alias("req", "champion", "1")
     log = tmp_path / "predictor.log"
+    # gRPC is served by the process that loads the models, so it is checked with one worker.
     p = start_predictor(["models:/req@champion", "models:/good/1", "--workers", str(workers)], env, log,
-                        grpc=False, up="/v2/health/live")
+                        grpc=workers == 1, up="/v2/health/live")
     try:
         with p.client() as c:
             installed = version("lightgbm")
@@ -85,6 +86,9 @@ def test_unmet_requirements_are_503_not_ready_until_the_alias_moves(registry, wo
                 assert r.json()["type"] == "ModelNotReadyError" and named in r.json()["error"]
             assert c.post("/v2/models/good/infer", json=ROW).status_code == 200
             assert c.get("/v2/health/live").status_code == 200
+            if p.grpc:
+                ready, code, details = grpc_answers(p.grpc)
+                assert (ready, code) == (False, "UNAVAILABLE") and named in details
             text = log.read_text()
             refusals = [line for line in text.splitlines() if "not ready (503)" in line]
             assert 1 <= len(refusals) <= workers and all(named in line for line in refusals)
@@ -100,7 +104,28 @@ def test_unmet_requirements_are_503_not_ready_until_the_alias_moves(registry, wo
                 time.sleep(0.3)
             assert {r.status_code for r in answers} == {200}, answers[-1].text
             assert answers[0].json() == {"ready": True} and answers[-1].json()["model_version"] == "2"
+            if p.grpc:
+                assert grpc_answers(p.grpc) == (True, "OK", "")
     except httpx.HTTPError:
         raise AssertionError(log.read_text()[-3000:]) from None
     finally:
         stop_predictor(p.proc)
+
+
+def grpc_answers(address: str) -> tuple[bool, str, str]:
+    """gRPC ``ServerReady``, and the status code and details of a ``ModelInfer`` to ``req``."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg
+
+    with grpc.insecure_channel(address) as channel:
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        ready = stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+        tensors = [pb.ModelInferRequest.InferInputTensor(name=i["name"], datatype="FP64", shape=[1],
+                                                         contents=pb.InferTensorContents(fp64_contents=i["data"]))
+                   for i in ROW["inputs"]]
+        try:
+            stub.ModelInfer(pb.ModelInferRequest(model_name="req", inputs=tensors), timeout=10)
+            return ready, "OK", ""
+        except grpc.RpcError as e:
+            return ready, e.code().name, e.details()
