@@ -8,7 +8,10 @@ What it does, in one run on one machine:
 1. Trains the wine models — a random forest (100 trees, max depth 8) and a logistic regression (a
    scaling pipeline) — and logs them with ``mlflow.sklearn.log_model`` (skops, with the trusted types
    from ``mlcycle.training.estimators``) into a temporary ``MLCYCLE_HOME``, registered with alias
-   ``champion``.
+   ``champion``. Issue 14 adds two models a team brings (``--models`` picks a subset): a custom
+   ``PythonModel`` returning a DataFrame of two columns (``pyfunc``) and a LightGBM classifier behind an
+   OrdinalEncoder for its string column (``lightgbm``), sent typed v2 columns, 1 and 64 rows at 32
+   connections, their answers checked against ``mlflow.pyfunc`` on both servers.
 2. Installs MLServer + mlserver-mlflow (KServe's stock runtime for MLflow models) from PyPI into its
    own virtualenv ``benchmarks/.venv-mlserver`` (git-ignored; reused when the pins match), started at
    the beginning so it overlaps with training.
@@ -63,11 +66,16 @@ MLSERVER_MAX_BATCH_SIZE = 32
 MLSERVER_MAX_BATCH_TIME = 0.005
 
 MODELS = {"forest": "random_forest", "logreg": "logistic_regression"}
-REGISTERED = {"forest": "wine-forest", "logreg": "wine-logreg"}
+# Issue 14: models a team brings, logged with plain MLflow calls. ``pyfunc``: a custom PythonModel that
+# returns a DataFrame of two columns; ``lightgbm``: a LightGBM classifier behind an OrdinalEncoder for
+# its string column (as examples/lightgbm_categorical). Measured at 32 connections only.
+BROUGHT = ("pyfunc", "lightgbm")
+ALL_MODELS = (*MODELS, *BROUGHT)
+REGISTERED = {"forest": "wine-forest", "logreg": "wine-logreg", "pyfunc": "two-columns", "lightgbm": "churn-lgbm"}
 ROW_COUNTS = (1, 64)
 NOOP = "noop-ceiling"
 MLCYCLE_2W = "mlcycle-2-workers"
-CONNECTIONS = (1, 32)
+CONNECTIONS = (1, 32)  # the wine models' cells; a brought model's are BenchModel.connections
 
 
 def log(message: str) -> None:
@@ -148,7 +156,9 @@ def tail(path: Path, lines: int = 30) -> str:
 
 def mlserver_requirements() -> list[str]:
     """MLServer pins, with the model stack pinned to what logged the models (skops needs a match)."""
+    import lightgbm
     import mlflow
+    import pandas
     import sklearn
     import skops
 
@@ -158,6 +168,10 @@ def mlserver_requirements() -> list[str]:
         f"mlflow=={mlflow.__version__}",
         f"scikit-learn=={sklearn.__version__}",
         f"skops=={skops.__version__}",
+        f"lightgbm=={lightgbm.__version__}",  # the LightGBM model (issue 14)
+        # pandas 3 (what MLServer's deps resolve to otherwise) breaks MLServer 1.7.1's PandasCodec on
+        # string outputs (KeyError 'O' on the StringDtype): the pandas the models were logged with.
+        f"pandas=={pandas.__version__}",
         # uvloop 0.22 made asyncio.get_event_loop() raise without a running loop, which kills
         # MLServer 1.7.1's inference-pool workers at start ("There is no current event loop").
         "uvloop<0.22",
@@ -218,9 +232,12 @@ class BenchModel:
     estimator: Any
     columns: list[str]
     rows: np.ndarray  # wine feature rows to send
+    frame: Any = None  # a brought model's typed rows to send (a DataFrame); None for the wine models
+    pyfunc: Any = None  # a brought model loaded through mlflow.pyfunc: what its answers must equal
+    connections: tuple[int, ...] = CONNECTIONS
 
 
-def train_and_log(home: Path) -> dict[str, BenchModel]:
+def train_and_log(home: Path, keys: tuple[str, ...] = ALL_MODELS) -> dict[str, BenchModel]:
     os.environ["MLCYCLE_HOME"] = str(home)
     for var in (
         "MLCYCLE_TRACKING_URI",
@@ -248,6 +265,8 @@ def train_and_log(home: Path) -> dict[str, BenchModel]:
     client = MlflowClient()
     models: dict[str, BenchModel] = {}
     for key, kind in MODELS.items():
+        if key not in keys:
+            continue
         estimator = build_estimator(kind)
         estimator.fit(x, y)
         signature = infer_signature(x, estimator.predict(x))
@@ -276,7 +295,83 @@ def train_and_log(home: Path) -> dict[str, BenchModel]:
             rows=x.to_numpy(),
         )
         log(f"logged {kind} as {REGISTERED[key]} v{version} (skops)")
+    for key in BROUGHT:
+        if key in keys:
+            models[key] = log_brought(key, home, experiment_id, client)
     return models
+
+
+def _two_column_model() -> Any:
+    import mlflow.pyfunc
+    import pandas as pd
+
+    class TwoColumns(mlflow.pyfunc.PythonModel):  # defined here: cloudpickled by value, as a team's would be
+        """Pre- and post-processing in the model: a float score and a string label per row."""
+
+        def predict(self, context, model_input, params=None):
+            score = model_input["x"].to_numpy() * 2.0 + model_input["k"].to_numpy() + model_input["flag"].to_numpy()
+            label = np.where(model_input["color"].to_numpy() == "red", "hot", "cold")
+            return pd.DataFrame({"score": score, "label": label})
+
+    return TwoColumns()
+
+
+def brought_frame(key: str, n: int = 600, seed: int = 0) -> Any:
+    """The typed rows a brought model takes (and is sent)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    if key == "pyfunc":
+        return pd.DataFrame({"color": rng.choice(["red", "green", "blue"], n), "x": rng.normal(size=n),
+                             "k": rng.integers(0, 5, n).astype(np.int64), "flag": rng.random(n) > 0.5})
+    return pd.DataFrame({"plan": rng.choice(["basic", "plus", "pro"], n),
+                         "monthly_spend": np.round(rng.gamma(2, 30, n), 2),
+                         "tenure_months": rng.integers(1, 72, n).astype(np.int64),
+                         "support_calls": rng.poisson(1.5, n).astype(np.int64)})
+
+
+def log_brought(key: str, home: Path, experiment_id: str, client: Any) -> BenchModel:
+    """Fit and log a brought model (pinned requirements: MLflow's inference of them takes ~15 s)."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    frame = brought_frame(key)
+    pins = [f"{d}=={version(d)}" for d in ("mlflow", "pandas", "numpy", "cloudpickle")]
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"bench-{key}"):
+        if key == "pyfunc":
+            info = mlflow.pyfunc.log_model(name="model", python_model=_two_column_model(),
+                                           input_example=frame.head(5), registered_model_name=REGISTERED[key],
+                                           pip_requirements=pins)
+        else:
+            from lightgbm import LGBMClassifier
+            from sklearn.compose import ColumnTransformer
+            from sklearn.pipeline import Pipeline
+            from sklearn.preprocessing import OrdinalEncoder
+
+            y = ((frame.support_calls > 1) ^ (frame.plan == "pro")).astype(np.int64)
+            encode = ColumnTransformer(
+                [("plan", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["plan"])],
+                remainder="passthrough")
+            lgbm = LGBMClassifier(n_estimators=60, num_leaves=15, min_child_samples=10, random_state=0, n_jobs=1,
+                                  verbose=-1)
+            estimator = Pipeline([("encode", encode), ("lgbm", lgbm)]).fit(frame, y, lgbm__categorical_feature=[0])
+            pins += [f"{d}=={version(d)}" for d in ("scikit-learn", "lightgbm", "skops")]
+            info = mlflow.sklearn.log_model(
+                estimator, name="model", input_example=frame.head(5), registered_model_name=REGISTERED[key],
+                pip_requirements=pins,
+                skops_trusted_types=["collections.OrderedDict", "lightgbm.basic.Booster",
+                                     "lightgbm.sklearn.LGBMClassifier"],
+            )
+    version_ = str(info.registered_model_version)
+    client.set_registered_model_alias(REGISTERED[key], "champion", version_)
+    local_dir = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(home / "local" / key))
+    )
+    log(f"logged {key} as {REGISTERED[key]} v{version_}")
+    return BenchModel(key=key, registered=REGISTERED[key], uri=f"models:/{REGISTERED[key]}@champion",
+                      local_dir=local_dir, estimator=None, columns=list(frame.columns), rows=np.empty((0, 0)),
+                      frame=frame, pyfunc=mlflow.pyfunc.load_model(str(local_dir)), connections=(32,))
 
 
 def cloudpickle_copy(model: BenchModel, home: Path) -> Path:
@@ -285,7 +380,7 @@ def cloudpickle_copy(model: BenchModel, home: Path) -> Path:
     import pandas as pd
     from mlflow.models import infer_signature
 
-    frame = pd.DataFrame(model.rows, columns=model.columns)
+    frame = model.frame if model.frame is not None else pd.DataFrame(model.rows, columns=model.columns)
     path = home / "cloudpickle" / model.key
     mlflow.sklearn.save_model(
         model.estimator,
@@ -299,8 +394,21 @@ def cloudpickle_copy(model: BenchModel, home: Path) -> Path:
 # -- request bodies -----------------------------------------------------------------------------------
 
 
+V2_TYPES = {"b": "BOOL", "i": "INT64", "f": "FP64", "O": "BYTES"}
+
+
 def v2_body(model: BenchModel, n_rows: int) -> dict:
     """A v2 request with one named input per signature column (what both servers' metadata lists)."""
+    if model.frame is not None:  # typed columns; strings say so (content_type "str", as both servers read it)
+        frame = model.frame.head(n_rows)
+        inputs = []
+        for col in model.columns:
+            datatype = V2_TYPES[frame[col].dtype.kind]
+            item = {"name": col, "datatype": datatype, "shape": [n_rows], "data": frame[col].tolist()}
+            if datatype == "BYTES":
+                item["parameters"] = {"content_type": "str"}
+            inputs.append(item)
+        return {"id": f"bench-{n_rows}", "inputs": inputs}
     rows = model.rows[:n_rows]
     return {
         "id": f"bench-{n_rows}",
@@ -317,6 +425,8 @@ def check_answer(base_url: str, served_name: str, model: BenchModel, n_rows: int
     if response.status_code != 200:
         raise RuntimeError(f"{server}/{model.key}: HTTP {response.status_code}: {response.text[:500]}")
     outputs = response.json()["outputs"]
+    if model.frame is not None:
+        return _check_brought(outputs, model, n_rows, server, response.text)
     expected = [str(v) for v in model.estimator.predict(_frame(model, n_rows)).tolist()]
     for output in outputs:
         data = np.asarray(output["data"]).reshape(-1).tolist()
@@ -325,8 +435,33 @@ def check_answer(base_url: str, served_name: str, model: BenchModel, n_rows: int
     raise RuntimeError(f"{server}/{model.key}: no output equals the estimator's predictions: {response.text[:500]}")
 
 
+def _check_brought(outputs: list[dict], model: BenchModel, n_rows: int, server: str, text: str) -> None:
+    """Each column pyfunc returns (or its one array) must be some output, values equal (floats to 1e-9)."""
+    import pandas as pd
+
+    want = model.pyfunc.predict(model.frame.head(n_rows))
+    if isinstance(want, pd.DataFrame):
+        columns = {c: want[c].to_numpy() for c in want.columns}
+    else:
+        columns = {"": np.asarray(want)}
+    for name, expected in columns.items():
+        for output in outputs:
+            got = np.asarray(output["data"]).reshape(-1)
+            if len(got) != len(expected):
+                continue
+            if expected.dtype.kind == "f" and got.dtype.kind in "fi" and np.allclose(got, expected, rtol=1e-9, atol=0):
+                break
+            if expected.dtype.kind != "f" and [str(v) for v in got.tolist()] == [str(v) for v in expected.tolist()]:
+                break
+        else:
+            raise RuntimeError(f"{server}/{model.key}: no output equals pyfunc's {name or 'predictions'}: {text[:500]}")
+
+
 def _frame(model: BenchModel, n_rows: int):
     import pandas as pd
+
+    if model.frame is not None:
+        return model.frame.head(n_rows)
 
     return pd.DataFrame(model.rows[:n_rows], columns=model.columns)
 
@@ -438,7 +573,7 @@ def mlserver_reads_skops(model: BenchModel, work: Path) -> bool:
     if model.key not in _skops_check:
         code = (
             "import mlflow.pyfunc, sys; m = mlflow.pyfunc.load_model(sys.argv[1]); "
-            "print(type(m.get_raw_model()).__name__)"
+            "print(m.metadata.flavors.keys())"
         )
         env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
         result = subprocess.run(
@@ -563,9 +698,13 @@ _loaded: dict[str, Any] = {}
 def floor_functions(model: BenchModel, rows: int, home: Path) -> dict[str, Any]:
     """In-process calls: ``predict`` on an array (the floor), on a DataFrame, and mlcycle's own predict."""
     frame = _frame(model, rows)
-    bare = _without_feature_names(model.estimator)
-    x = np.ascontiguousarray(model.rows[:rows], dtype=np.float64)
-    calls = {"predict": lambda: bare.predict(x), "predict(DataFrame)": lambda: model.estimator.predict(frame)}
+    if model.frame is not None:  # a brought model: pyfunc's predict on the DataFrame is the floor
+        x = frame
+        calls = {"predict": lambda: model.pyfunc.predict(frame)}
+    else:
+        bare = _without_feature_names(model.estimator)
+        x = np.ascontiguousarray(model.rows[:rows], dtype=np.float64)
+        calls = {"predict": lambda: bare.predict(x), "predict(DataFrame)": lambda: model.estimator.predict(frame)}
     try:  # mlcycle's in-process path (its loading + predict)
         from mlcycle.config import load_settings
         from mlcycle.serving.loading import load_model
@@ -579,6 +718,10 @@ def floor_functions(model: BenchModel, rows: int, home: Path) -> dict[str, Any]:
 
                 compile_loaded(_loaded[model.key])
         loaded = _loaded[model.key]
+        if model.frame is not None:
+            from mlcycle.serving.schema import frame_to_input
+
+            x, _ = frame_to_input(frame, loaded.schema)
         calls["mlcycle.serving.predict"] = lambda: predict(loaded, x)
     except ImportError:
         pass
@@ -665,7 +808,16 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
         "{:.3f}x",
         True,
     )
+    add("issue 14: forest 1-row 32c: throughput >= 25x MLServer default",
+        ratio("forest", 1, 32, "mlserver-default"), 25)
     add("logreg 1-row 32c: throughput >= 3x MLServer default", ratio("logreg", 1, 32, "mlserver-default"), 3)
+    for model in BROUGHT:
+        for n in ROW_COUNTS:
+            add(f"issue 14: {model} {n}-row 32c: throughput >= 3x MLServer default",
+                ratio(model, n, 32, "mlserver-default"), 3)
+            ours, theirs = report.get("mlcycle", model, n, 32), report.get("mlserver-default", model, n, 32)
+            add(f"issue 14: {model} {n}-row 32c: p99 <= 1/2 of MLServer default's",
+                ours.p99_ms / theirs.p99_ms if ours and theirs and theirs.p99_ms else None, 0.5, "{:.3f}x", True)
     for model in MODELS:
         add(
             f"{model} 64-row 32c: throughput >= 2x MLServer default",
@@ -711,7 +863,7 @@ def targets(report: Report) -> list[tuple[str, str, bool | None]]:
 
 def print_targets(report: Report) -> None:
     print()
-    print("targets (issues 3 and 19):")
+    print("targets (issues 3, 14 and 19):")
     for label, measured, met in targets(report):
         verdict = "n/a " if met is None else ("MET " if met else "MISS")
         print(f"  [{verdict}] {label:58} {measured}")
@@ -759,6 +911,11 @@ def main(argv: list[str] | None = None) -> int:
         default=f"{NOOP},mlcycle,{MLCYCLE_2W},mlserver-default,mlserver-batching",
         help="comma-separated subset of the servers to run",
     )
+    parser.add_argument(
+        "--models",
+        default=",".join(ALL_MODELS),
+        help=f"comma-separated subset of the models to run ({', '.join(ALL_MODELS)}), e.g. pyfunc,lightgbm,forest",
+    )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--mlcycle-args", default="", help='extra flags for the predictor, e.g. "--workers 2"')
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, model repos)")
@@ -771,6 +928,9 @@ def main(argv: list[str] | None = None) -> int:
     if duration // rounds < 1:
         parser.error("--duration must give each round at least one second")
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
+    keys = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if not keys or set(keys) - set(ALL_MODELS):
+        parser.error(f"--models takes a comma-separated subset of {', '.join(ALL_MODELS)}, not {args.models!r}")
     if shutil.which("wrk") is None:
         print(
             "wrk is not installed: run scripts/install-debian-deps.sh (as root) or apt-get install wrk",
@@ -785,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     try:
         install = start_mlserver_install(procs, work) if any(s.startswith("mlserver") for s in wanted) else None
-        models = train_and_log(home)
+        models = train_and_log(home, keys)
         (work / "wrk.lua").write_text(WRK_SCRIPT)
         script = work / "wrk.lua"
 
@@ -836,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for key, model in models.items():
             for n in ROW_COUNTS:
-                for c in CONNECTIONS:
+                for c in model.connections:
                     if c == 1:  # the floor, measured just before and after the servers' unloaded runs
                         calls = floor_functions(model, n, home)
                         before = floor_ms(calls, floor_seconds)
@@ -861,7 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
         if ours is not None:
             from protocol_load import compare
 
-            for key, model in models.items():
+            for key, model in [(k, m) for k, m in models.items() if m.frame is None]:
                 log(f"{key}: gRPC vs REST, 1 row, {args.protocol_concurrency} streams, {duration} s each")
                 for r in compare(
                     "127.0.0.1",

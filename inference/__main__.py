@@ -85,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         endpoints = build_endpoints(
             args.models, settings, canary_ref=args.canary, canary_percent=args.canary_percent, name=args.model_name
         )
-        for endpoint in endpoints:  # with --workers N the parent only checks: each worker loads its own
-            endpoint.check() if args.workers > 1 else endpoint.load()
+        # With --workers N the parent only checks the references: each worker loads its own. A model
+        # whose requirements do not hold here leaves its endpoint not ready (503 naming the package and
+        # both versions) rather than stopping the predictor; any other load failure exits 2 here.
+        for endpoint in endpoints:
+            endpoint.check() if args.workers > 1 else endpoint.load_or_refuse()
     except MlcycleError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 2

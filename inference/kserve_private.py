@@ -148,7 +148,12 @@ class MlcycleErrorInterceptor(ExceptionToStatusInterceptor):
 
 class PredictorServicer(InferenceServicer):
     """ModelMetadata from our metadata, its ``parameters`` dropped (KServe's passed the REST dicts to the
-    protobuf, which has no field for them: every call was INTERNAL)."""
+    protobuf, which has no field for them: every call was INTERNAL); ServerReady from the models'."""
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        """Ready when every served model is, as REST's ``/v2/health/ready`` (KServe's: always ready)."""
+        models = self._data_plane.model_registry.get_models().values()
+        return pb.ServerReadyResponse(ready=all([await m.healthy() for m in models]))
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method name)
         model = self._data_plane.get_model_from_registry(request.name)

@@ -29,7 +29,9 @@ class MlflowModel(Model):
         self.endpoint.serve_in_this_process()
 
     def load(self) -> bool:
-        self.ready = self.endpoint.load()
+        """KServe calls this on a request to a model that is not ready: loading happens at start and in
+        the alias poller, never on a request, so this only reports (the request then answers 503)."""
+        self.ready = self.endpoint.ready
         return self.ready
 
     def start(self) -> None:

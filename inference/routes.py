@@ -2,8 +2,10 @@
 
 The hot paths are plain Starlette routes (no dependency solving, no pydantic models) that authenticate
 before a byte of the body is read and hand the parsed JSON to the model's endpoint. ``/metrics``
-serves mlcycle's metrics (all workers'); ``/v2/models/{name}[/versions/{v}]`` metadata lists and
-addresses the served versions (KServe answers 501 there); ``:explain`` is a JSON 501.
+serves mlcycle's metrics (all workers'); ``/v2/health/ready`` and ``/v2/models/{name}/ready`` are 503
+with the reason (e.g. a requirement that does not hold here) while a model is not ready;
+``/v2/models/{name}[/versions/{v}]`` metadata lists and addresses the served versions (KServe answers
+501 there); ``:explain`` is a JSON 501.
 """
 
 from __future__ import annotations
@@ -40,6 +42,24 @@ def register_routes(app: FastAPI, registry: ModelRepository) -> None:
 
     async def metadata(model_name: str, model_version: str | None = None) -> dict:
         return model(model_name).endpoint.metadata(model_version)
+
+    async def server_ready() -> Response:
+        """Ready when every served model is (the v2 spec's "server ready"); else 503 with each reason."""
+        waiting = {
+            name: found.endpoint.not_ready_error().message
+            for name, found in registry.get_models().items()
+            if hasattr(found, "endpoint") and not found.endpoint.ready
+        }
+        if not waiting:
+            return Response(orjson.dumps({"ready": True}), media_type=JSON)
+        body = {"ready": False, "error": "; ".join(waiting.values()), "type": "ModelNotReadyError", "models": waiting}
+        return Response(orjson.dumps(body), status_code=503, media_type=JSON)
+
+    async def model_ready(model_name: str) -> dict:
+        endpoint = model(model_name).endpoint
+        if not endpoint.ready:
+            raise endpoint.not_ready_error()
+        return {"name": model_name, "ready": True}
 
     async def version_ready(model_name: str, model_version: str) -> dict:
         return {"name": model_name, "ready": bool(model(model_name).endpoint.served_version(model_version))}
@@ -78,6 +98,8 @@ def register_routes(app: FastAPI, registry: ModelRepository) -> None:
         m.endpoint.refuse_explain()
 
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/v2/health/ready", server_ready, methods=["GET"])
+    app.add_api_route("/v2/models/{model_name}/ready", model_ready, methods=["GET"])
     app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"])
     app.add_api_route("/v2/models/{model_name}/versions/{model_version}", metadata, methods=["GET"])
     app.add_api_route("/v2/models/{model_name}/versions/{model_version}/ready", version_ready, methods=["GET"])

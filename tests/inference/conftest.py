@@ -47,7 +47,11 @@ def clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in STORE_VARIABLES}
 
 
-def start_predictor(args: list[str], env: dict[str, str], log: Path, grpc: bool = True) -> Predictor:
+def start_predictor(
+    args: list[str], env: dict[str, str], log: Path, grpc: bool = True, up: str = "/v2/health/ready"
+) -> Predictor:
+    """Start ``python -m inference`` and wait until ``up`` answers 200 (``/v2/health/live`` for a
+    predictor expected to have a model that is not ready)."""
     http_port = free_port()
     cmd = [sys.executable, "-m", "inference", *args, "--host", "127.0.0.1", "--http-port", str(http_port)]
     grpc_addr = None
@@ -66,7 +70,7 @@ def start_predictor(args: list[str], env: dict[str, str], log: Path, grpc: bool 
         if proc.poll() is not None:
             raise RuntimeError(f"predictor exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{up}", timeout=1).status_code == 200:
                 return Predictor(url, grpc_addr, proc, log, Path(env["MLCYCLE_HOME"]))
         except httpx.HTTPError:
             pass

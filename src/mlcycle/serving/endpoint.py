@@ -14,12 +14,19 @@ adapter in ``inference/`` only maps requests onto it):
 With ``--workers N`` the supervising parent only :meth:`~ModelEndpoint.check` s the references; each
 worker process unpickles its endpoint and :meth:`~ModelEndpoint.serve_in_this_process` loads and
 follows its own copy.
+
+A model whose recorded requirements do not hold here (:class:`~mlcycle.errors.ModelNotServableError`)
+does not stop the predictor: its endpoint stays not ready with that reason (``not_ready_reason``: the
+package and both versions; 503 on ``/ready`` and on requests), one WARNING line says so at load, and
+the poller keeps following the reference: when an alias moves to a version that can be served it
+loads. The same versions are not downloaded again (the environment does not change while it runs).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import shutil
 import tempfile
 import threading
@@ -39,6 +46,7 @@ from mlcycle.errors import (
     MlcycleError,
     ModelNotFoundError,
     ModelNotReadyError,
+    ModelNotServableError,
     NotImplementedOperationError,
 )
 from mlcycle.serving import protocol
@@ -152,6 +160,8 @@ class ModelEndpoint:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._failed: dict[str, tuple[str, int, float]] = {}  # role -> (version, failures, retry at)
+        self.not_ready_reason: str | None = None  # why nothing is served (a refusal, a failed load)
+        self._unservable: tuple[str | None, ...] | None = None  # the versions the refusal was about
 
     def __getstate__(self) -> dict[str, Any]:
         """What a worker process needs: the references and settings (it loads its own versions)."""
@@ -201,8 +211,45 @@ class ModelEndpoint:
         self._versions = versions
         self._rt = runtime(self.settings)
         self._publish_info()
+        self.not_ready_reason = self._unservable = None
         self.ready = True
         return self.ready
+
+    def load_or_refuse(self) -> bool:
+        """:meth:`load`, except that a model whose requirements do not hold here leaves the endpoint
+        not ready with the reason (one WARNING line) instead of raising; the poller, once started,
+        loads a servable version when the reference moves to one.
+
+        Raises:
+            MlcycleError: any other load failure (a model that does not exist, no signature...).
+        """
+        try:
+            return self.load()
+        except ModelNotServableError as e:
+            self._refused(e)
+            return False
+
+    def _refused(self, e: ModelNotServableError) -> None:
+        if self._rt is None:
+            self._rt = runtime(self.settings)
+        self._load_failed()
+        self.not_ready_reason = e.message
+        try:
+            self._unservable = self._resolved_versions()
+        except Exception:  # noqa: BLE001 - the registry went away meanwhile: the next poll tries again
+            self._unservable = None
+        log.warning("model %s: not ready (503) until %s points at a version whose requirements hold here: %s",
+                    self.name, self.ref, e.message)
+
+    def _resolved_versions(self) -> tuple[str | None, ...]:
+        """The versions the references point at now (a plain URI stands for itself)."""
+        from mlcycle.registry.uris import parse_model_ref
+
+        out = []
+        for ref in self._refs().values():
+            out.append(ref if ref.startswith(("/", "./", "../")) else resolve_version(
+                parse_model_ref(ref, self.settings.team))[0] or ref)
+        return tuple(out)
 
     def start(self) -> None:
         """Start following the registry aliases (in the process that serves)."""
@@ -213,9 +260,10 @@ class ModelEndpoint:
         """A worker process: load (a failure is counted and retried with backoff) and follow the aliases."""
         self._rt = runtime(self.settings)
         try:
-            self.load()
-        except Exception:  # noqa: BLE001 - not ready; the poller retries with backoff, /ready says 503
+            self.load_or_refuse()
+        except Exception as e:  # noqa: BLE001 - not ready; the poller retries with backoff, /ready says 503
             self._load_failed()
+            self.not_ready_reason = f"loading {self.ref} failed: {getattr(e, 'message', e)}"
             log.exception("model %s: loading %s in this worker failed; retrying", self.name, self.ref)
         self._start_poller(always=True)
 
@@ -265,18 +313,28 @@ class ModelEndpoint:
         return delay
 
     def _retry_load(self) -> None:
-        """A worker whose first load failed: try again, with exponential backoff."""
+        """Nothing loaded yet: try again, with exponential backoff; a refused model only once its
+        references point at other versions."""
+        if self._unservable is not None:
+            try:
+                if self._resolved_versions() == self._unservable:
+                    return
+            except Exception:  # noqa: BLE001 - the registry is away: asked again at the next poll
+                return
         failed = self._failed.get(CHAMPION)
         if failed is not None and time.monotonic() < failed[2]:
             return
         try:
-            self.load()
-        except Exception:  # noqa: BLE001 - still not ready; counted and retried later
+            if not self.load_or_refuse():
+                return
+        except Exception as e:  # noqa: BLE001 - still not ready; counted and retried later
             self._load_failed()
+            self.not_ready_reason = f"loading {self.ref} failed: {getattr(e, 'message', e)}"
             delay = self._backoff(CHAMPION, self.ref)
             log.warning("model %s: loading %s failed again; next try in %.1f s", self.name, self.ref, delay)
         else:
             self._failed.clear()
+            self.not_ready_reason = self._unservable = None
             log.info("model %s: loaded %s", self.name, self.ref)
 
     def refresh(self) -> dict[str, str]:
@@ -304,6 +362,12 @@ class ModelEndpoint:
                 if failed is not None and failed[0] == version and time.monotonic() < failed[2]:
                     continue  # this version failed to load: not downloaded again before its backoff ends
                 fresh = ServedVersion.load(f"models:/{parsed.name}/{version}", role, self.settings, self.name)
+            except ModelNotServableError as e:  # never servable in this environment: not tried again
+                self._load_failed()
+                self._failed[role] = (str(version), 1, math.inf)
+                log.warning("model %s: not swapping in the new %s version of %s; still serving %s: %s",
+                            self.name, role, ref, current.loaded.label, e.message)
+                continue
             except Exception:  # noqa: BLE001 - keep serving the old version; the failure is reported
                 self._load_failed()
                 delay = self._backoff(role, str(version))
@@ -358,7 +422,7 @@ class ModelEndpoint:
         """
         versions = self._versions
         if not versions:
-            raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
+            raise self.not_ready_error()
         if version is None:
             return versions[CHAMPION]
         for sv in versions.values():
@@ -465,8 +529,14 @@ class ModelEndpoint:
     def _check_ready(self) -> Runtime:
         rt = self._rt
         if rt is None or not self.ready or not self._versions:
-            raise ModelNotReadyError(f"model {self.name!r} is not loaded yet")
+            raise self.not_ready_error()
         return rt
+
+    def not_ready_error(self) -> ModelNotReadyError:
+        """The 503 for a request while nothing is served, with the reason when there is one."""
+        if self.not_ready_reason:
+            return ModelNotReadyError(f"model {self.name!r} is not ready: {self.not_ready_reason}", field="model")
+        return ModelNotReadyError(f"model {self.name!r} is not loaded yet", field="model")
 
     def _log_payload(
         self, rt: Runtime, sv: ServedVersion, kind: str, request_id: str, x: np.ndarray, result: Prediction

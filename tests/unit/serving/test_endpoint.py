@@ -130,3 +130,68 @@ def test_worker_counts():
     argv = ["m", "--workers", "auto", "--canary", "auto"]
     assert argv_with_worker_count(argv) == ["m", "--workers", n, "--canary", "auto"]
     assert argv_with_worker_count(["--workers=auto"]) == [f"--workers={n}"]
+
+
+def test_refresh_keeps_serving_when_the_alias_moves_to_an_unservable_version(wine_env, tmp_path, monkeypatch, caplog):
+    """A new version whose requirements do not hold here: one WARNING (no traceback), the old version
+    keeps serving, and it is not downloaded again while the alias stays on it."""
+    from mlflow import MlflowClient
+
+    import mlcycle.serving.endpoint as module
+    from mlcycle.errors import ModelNotServableError
+
+    s = _settings(tmp_path, monkeypatch, MLCYCLE_SERVING_POLL_SECONDS="0")
+    client = MlflowClient()
+    endpoint = ModelEndpoint("models:/wine@champion", s)
+    endpoint.load()
+    calls = []
+
+    def unservable(*args, **kwargs):
+        calls.append(args)
+        raise ModelNotServableError("not servable: models:/wine/2: lightgbm 1.0.0 (model) vs 4.6.0 (installed)")
+
+    monkeypatch.setattr(module.ServedVersion, "load", unservable)
+    try:
+        client.set_registered_model_alias("wine", "champion", "2")
+        with caplog.at_level("WARNING", logger="mlcycle.inference"):
+            assert endpoint.refresh() == {} and endpoint.refresh() == {}
+        assert len(calls) == 1 and endpoint.versions["champion"].version == "1" and endpoint.ready
+        (record,) = [r for r in caplog.records if "lightgbm 1.0.0 (model)" in r.getMessage()]
+        assert record.levelname == "WARNING" and record.exc_info is None
+    finally:
+        client.set_registered_model_alias("wine", "champion", "1")
+        endpoint.stop()
+
+
+def test_an_unservable_model_leaves_the_endpoint_not_ready_with_the_reason(wine_env, tmp_path, monkeypatch):
+    """load_or_refuse: not ready, the reason in every 503, and no second download while the alias has
+    not moved; when it moves to a servable version, the next poll loads it."""
+    from mlflow import MlflowClient
+
+    import mlcycle.serving.endpoint as module
+    from mlcycle.errors import ModelNotServableError
+
+    s = _settings(tmp_path, monkeypatch, MLCYCLE_SERVING_POLL_SECONDS="0")
+    real_load = module.ServedVersion.load
+    calls = []
+
+    def unservable_v1(ref, *args, **kwargs):
+        calls.append(ref)
+        if str(MlflowClient().get_model_version_by_alias("wine", "champion").version) == "1":
+            raise ModelNotServableError("not servable: models:/wine/1: lightgbm 1.0.0 (model) vs 4.6.0 (installed)")
+        return real_load(ref, *args, **kwargs)
+
+    monkeypatch.setattr(module.ServedVersion, "load", staticmethod(unservable_v1))
+    endpoint = ModelEndpoint("models:/wine@champion", s)
+    try:
+        assert calls == [] and endpoint.load_or_refuse() is False and not endpoint.ready
+        with pytest.raises(ModelNotReadyError, match="is not ready: not servable: models:/wine/1: lightgbm 1.0.0"):
+            endpoint.authenticate({})
+        endpoint._retry_load()  # the alias has not moved: not tried again
+        assert len(calls) == 1
+        MlflowClient().set_registered_model_alias("wine", "champion", "2")
+        endpoint._retry_load()
+        assert endpoint.ready and endpoint.versions["champion"].version == "2" and endpoint.not_ready_reason is None
+    finally:
+        MlflowClient().set_registered_model_alias("wine", "champion", "1")
+        endpoint.stop()
