@@ -84,24 +84,60 @@ def _short_switch_interval():
                 sys.setswitchinterval(_switch_interval_before)
 
 
+class _Rows:
+    """A growing array of rows (doubling): the request path copies each request's rows in, so the writer
+    hands Arrow a few whole arrays and frees a few large blocks — not one small array per request, which
+    cost the writer (holding the GIL) time in proportion to the traffic."""
+
+    __slots__ = ("data", "n")
+
+    def __init__(self, first: np.ndarray) -> None:
+        self.data = np.empty((max(256, len(first)), *first.shape[1:]), dtype=first.dtype)
+        self.n = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        n, end = self.n, self.n + len(rows)
+        if end > len(self.data):
+            grown = np.empty((max(2 * len(self.data), end), *self.data.shape[1:]), dtype=self.data.dtype)
+            grown[:n] = self.data[:n]
+            self.data = grown
+        self.data[n:end] = rows
+        self.n = end
+
+    def values(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
 class _Group:
-    """The queued requests of one model version, protocol and set of column/class names, held column by
-    column: :meth:`PayloadLogger.log` appends one entry to each list, and the writer turns each list into
-    a column with one C-level call (no Python loop over requests while it holds the GIL)."""
+    """The queued requests of one model version, protocol, set of column/class names and array types, held
+    column by column: :meth:`PayloadLogger.log` appends each request's rows to the group's arrays (and its
+    id and time to two lists), and the writer turns each into a column with one call."""
 
     __slots__ = ("model_name", "model_version", "protocol", "columns", "classes", "frames", "request_ids",
                  "timestamps", "counts", "inputs", "predictions", "probabilities")
 
     def __init__(self, model_name: str, model_version: str, protocol: str, columns: Any, classes: Any,
-                 frames: bool) -> None:
+                 inputs: pd.DataFrame | np.ndarray, predictions: np.ndarray, probabilities: np.ndarray | None) -> None:
         self.model_name, self.model_version, self.protocol = model_name, model_version, protocol
-        self.columns, self.classes, self.frames = columns, classes, frames  # raw names: made strings when written
+        self.columns, self.classes = columns, classes  # raw names: made strings when written
+        self.frames = isinstance(inputs, pd.DataFrame)
         self.request_ids: list[str] = []
         self.timestamps: list[int] = []
         self.counts: list[int] = []
-        self.inputs: list[Any] = []
-        self.predictions: list[Any] = []
-        self.probabilities: list[Any] = []
+        # DataFrames (typed columns) are kept as they are; arrays are copied into one growing array.
+        self.inputs: list[pd.DataFrame] | _Rows = [] if self.frames else _Rows(inputs)
+        self.predictions = _Rows(predictions)
+        self.probabilities = None if probabilities is None else _Rows(probabilities)
+
+    def add(self, request_id: str, timestamp_ns: int, rows: int, inputs: Any, predictions: np.ndarray,
+            probabilities: np.ndarray | None) -> None:
+        self.request_ids.append(request_id)
+        self.timestamps.append(timestamp_ns)
+        self.counts.append(rows)
+        self.inputs.append(inputs)
+        self.predictions.append(predictions)
+        if self.probabilities is not None:
+            self.probabilities.append(probabilities)
 
 
 class PayloadLogger:
@@ -201,13 +237,25 @@ class PayloadLogger:
         if os.getpid() != self._pid:  # forked into a worker: the writer thread did not come along
             self._init_state()
         frames = isinstance(inputs, pd.DataFrame)
+        preds = predictions if type(predictions) is np.ndarray else np.asarray(predictions)
+        if preds.ndim != 1:
+            preds = preds.reshape(-1)
+        proba = None
+        if probabilities is not None:
+            proba = probabilities if type(probabilities) is np.ndarray else np.asarray(probabilities, dtype=float)
+            if proba.ndim != 2:
+                proba = proba.reshape(rows, -1)
+        else:
+            classes = None
+        if len(preds) != rows or (proba is not None and len(proba) != rows):
+            raise ValueError(f"{rows} rows of inputs need one prediction (and one row of probabilities) each")
         # Column names: a DataFrame's own (new objects per request, so keyed by value), else the caller's
         # list, usually the same object for every request of a version (keyed by identity: no hashing of
-        # names on the request path; the writer merges groups whose names are equal).
+        # names on the request path; the writer merges groups whose names are equal). Array types are part
+        # of the key: a group's arrays hold one type.
         names = tuple(columns) if frames else columns
-        if probabilities is None:
-            classes = None
-        key = (model_name, model_version, protocol, names if frames else id(columns), id(classes), frames)
+        key = (model_name, model_version, protocol, names if frames else id(columns), id(classes),
+               None if frames else inputs.dtype, preds.dtype, None if proba is None else (proba.dtype, proba.shape[1:]))
         timestamp_ns = time.time_ns()
         with self._cond:
             if self._closed or self._queued_rows + rows > self.max_queued_rows:
@@ -216,14 +264,8 @@ class PayloadLogger:
                 group = self._queue.get(key)
                 if group is None:
                     group = self._queue[key] = _Group(model_name, str(model_version), protocol, names, classes,
-                                                      frames)
-                group.request_ids.append(str(request_id))
-                group.timestamps.append(timestamp_ns)
-                group.counts.append(rows)
-                group.inputs.append(inputs)
-                group.predictions.append(predictions)
-                if classes is not None:
-                    group.probabilities.append(probabilities)
+                                                      inputs, preds, proba)
+                group.add(str(request_id), timestamp_ns, rows, inputs, preds, proba)
                 self._queued_rows += rows
                 accepted = True
                 if self._thread is None:
@@ -365,9 +407,9 @@ def _takes_two_args(fn: DropCallback | None) -> bool:
 
 
 def _to_table(groups: list[_Group], input_columns: tuple[str, ...], classes: tuple[str, ...] | None):
-    """One Arrow table from the groups of one file: each column is built by a few calls over whole lists
-    (``pa.array``, ``np.concatenate``), so the writer holds the GIL briefly however many requests it writes —
-    requests queued behind a flush wait less (the p99 cost of logging)."""
+    """One Arrow table from the groups of one file: each column is built by a few calls over whole arrays
+    and lists (``pa.array``, ``np.concatenate`` of one array per group), so the writer holds the GIL briefly
+    however many requests it writes — requests queued behind a flush wait less (the p99 cost of logging)."""
     import pyarrow as pa
 
     def joined(attribute: str) -> list[Any]:  # one group's list as it is, several chained
@@ -396,23 +438,18 @@ def _to_table(groups: list[_Group], input_columns: tuple[str, ...], classes: tup
     for column in ("model_name", "model_version", "protocol"):  # constant within a group
         values = np.array([getattr(g, column) for g in groups], dtype=object)
         columns[column] = pa.array(np.repeat(values, group_rows), type=pa.string())
-    inputs = joined("inputs")
     if not any(g.frames for g in groups):
-        stacked = _concat(inputs)  # 2-D arrays in signature order: one concatenation for the whole file
+        stacked = _concat([g.inputs.values() for g in groups])  # 2-D arrays in signature order
         for i, column in enumerate(input_columns):
             columns[column] = stacked[:, i]
-    else:  # DataFrames (typed columns): one concatenation too, then column by column
-        frame = pd.concat([_frame(x, input_columns) for x in inputs], ignore_index=True)
+    else:  # DataFrames (typed columns): one concatenation, then column by column
+        parts = [x for g in groups for x in (g.inputs if g.frames else [g.inputs.values()])]
+        frame = pd.concat([_frame(x, input_columns) for x in parts], ignore_index=True)
         for i, column in enumerate(input_columns):
             columns[column] = frame.iloc[:, i].to_numpy()
-    predictions = _concat(joined("predictions"))
-    columns["prediction"] = predictions if predictions.ndim == 1 else predictions.reshape(-1)
+    columns["prediction"] = _concat([g.predictions.values() for g in groups])
     if classes is not None:
-        probabilities = joined("probabilities")
-        try:
-            proba = _concat(probabilities).astype(np.float64, copy=False).reshape(total, -1)
-        except ValueError:  # requests whose probabilities differ in rank: one at a time
-            proba = np.concatenate([np.asarray(p, dtype=np.float64).reshape(len(p), -1) for p in probabilities])
+        proba = _concat([g.probabilities.values() for g in groups]).astype(np.float64, copy=False)
         for i, name in enumerate(classes):
             columns[f"proba_{name}"] = proba[:, i]
     return pa.table(columns)

@@ -364,3 +364,24 @@ def test_writers_shorten_the_switch_interval_only_while_they_write(tmp_path, mon
     assert [logger.written for logger in loggers] == [2, 2]
     for logger in loggers:
         logger.close()
+
+
+def test_requests_whose_arrays_differ_in_type_keep_their_values(tmp_path):
+    """Each request's rows are copied into its group's arrays: a version answering floats after ints, or
+    float32 probabilities after float64 ones, gets its own arrays (no value cast to another's type), and a
+    group grows past its first allocation."""
+    logger = PayloadLogger(tmp_path, flush_seconds=60, flush_rows=10**6)
+    names = ["alcohol", "malic_acid", "magnesium"]
+    for i in range(300):  # past the first 256 rows of a group's arrays
+        x = np.full((1, 3), float(i))
+        pred = np.array([i]) if i % 2 else np.array([i + 0.5])
+        proba = np.full((1, 3), 1 / 3, dtype=np.float32 if i % 3 else np.float64)
+        assert logger.log(model_name="wine", model_version="1", protocol="v1", request_id=f"r{i:03d}", inputs=x,
+                          columns=names, predictions=pred, probabilities=proba, classes=CLASSES)
+    logger.close()
+    frame = read_payloads(tmp_path, "wine").sort_values("request_id").reset_index(drop=True)
+    assert len(frame) == 300
+    np.testing.assert_array_equal(frame["alcohol"], np.arange(300, dtype=float))
+    np.testing.assert_array_equal(frame["prediction"], [i if i % 2 else i + 0.5 for i in range(300)])
+    expected = [float(np.float32(1 / 3)) if i % 3 else 1 / 3 for i in range(300)]
+    np.testing.assert_array_equal(frame["proba_class_0"], expected)
