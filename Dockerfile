@@ -16,39 +16,28 @@
 
 ARG BASE_IMAGE=python:3.11-slim
 
-# The locked dependencies, alone: the big layers, reused until requirements/runtime.txt (or the base) changes.
-FROM ${BASE_IMAGE} AS deps
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-RUN python3 -m venv /opt/venv
-COPY requirements/runtime.txt /tmp/runtime.txt
-RUN /opt/venv/bin/pip install --quiet --require-hashes --no-deps -r /tmp/runtime.txt \
- && /opt/venv/bin/pip check
-# The packages' own test suites are never imported at run time (~160 MB). Everything is byte-compiled at
-# build time: a read-only root file system cannot cache .pyc files at run time.
-RUN find /opt/venv/lib/python3.11/site-packages -type d \( -name tests -o -name test \) -prune -exec rm -rf {} + \
- && /opt/venv/bin/pip check \
- && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib >/dev/null
-
-# The predictor never imports the monitoring stack: evidently and the packages only it needs (plotly,
-# statsmodels, ...: ~330 MB) are left out, so that the predictor image stays under 1.2 GB.
-FROM deps AS deps-predictor
+# The predictor's set: the lock without the monitoring stack the predictor never imports (evidently and the
+# packages only it needs: plotly, statsmodels, ...; ~330 MB), so that the predictor image stays under 1.2 GB.
+# The lock is split by package name, hashes kept (/opt/lock/serving.txt, /opt/lock/monitoring.txt); these
+# big layers are reused until requirements/runtime.txt (or the base) changes. The packages' own test suites
+# are never imported at run time (~160 MB); everything is byte-compiled at build time, since a read-only
+# root file system cannot cache .pyc files at run time.
+FROM ${BASE_IMAGE} AS serving
 ARG NOT_SERVED="evidently plotly statsmodels patsy formulaic interface-meta nltk faker litestar litestar-htmx polyfactory dynaconf iterative-telemetry"
-RUN /opt/venv/bin/pip uninstall --quiet -y $NOT_SERVED
-
-# The mlcycle wheel, built with pip's isolated build (hatchling, the build tool only: it does not reach the
-# images). Source changes rebuild from here: small layers.
-FROM deps AS wheel
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY src ./src
-COPY components ./components
-COPY pipelines ./pipelines
-COPY inference ./inference
-RUN /opt/venv/bin/pip wheel --quiet --no-deps --wheel-dir /wheel .
-
-FROM ${BASE_IMAGE} AS runtime
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN groupadd --gid 10001 mlcycle \
- && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mlcycle
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mlcycle \
+ && python3 -m venv /opt/venv
+COPY requirements/runtime.txt /opt/lock/runtime.txt
+RUN cd /opt/lock \
+ && awk -v names="$NOT_SERVED" -v out=monitoring.txt 'BEGIN { n = split(names, a, " "); for (i = 1; i <= n; i++) skip[a[i]] = 1 } \
+      /^[A-Za-z0-9]/ { name = tolower($1); sub(/[=\[;].*/, "", name); gsub(/[_.]/, "-", name); drop = (name in skip) } \
+      { if (drop) print > out; else print }' runtime.txt > serving.txt \
+ && test "$(grep -c '^[a-z]' monitoring.txt)" -eq "$(echo $NOT_SERVED | wc -w)" \
+ && /opt/venv/bin/pip install --quiet --require-hashes --no-deps -r serving.txt \
+ && /opt/venv/bin/pip check \
+ && find /opt/venv/lib/python3.11/site-packages -type d \( -name tests -o -name test \) -prune -exec rm -rf {} + \
+ && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib >/dev/null
 # python3 resolves to the venv (kfp's step command calls `python3`); nothing writes outside /tmp.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -64,14 +53,30 @@ LABEL org.opencontainers.image.source="https://github.com/mlcycle/mlcycle" \
       org.opencontainers.image.vendor="mlcycle"
 WORKDIR /tmp
 
-# Each target: the locked set, then the wheel with --no-deps over it; the version labels last, so that a new
-# commit does not invalidate the big layers.
-FROM runtime AS component
-COPY --from=deps /opt/venv /opt/venv
+# The component image's set: the whole lock.
+FROM serving AS monitoring
+RUN pip install --quiet --require-hashes --no-deps -r /opt/lock/monitoring.txt \
+ && pip check \
+ && find /opt/venv/lib/python3.11/site-packages -type d \( -name tests -o -name test \) -prune -exec rm -rf {} + \
+ && python -m compileall -q -j 0 /opt/venv/lib >/dev/null
+
+# The mlcycle wheel, built with pip's isolated build (hatchling, the build tool only: it does not reach the
+# images). Source changes rebuild from here: small layers.
+FROM serving AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY components ./components
+COPY pipelines ./pipelines
+COPY inference ./inference
+RUN pip wheel --quiet --no-deps --wheel-dir /wheel .
+
+# Each target: its set, then the wheel with --no-deps over it; the version labels last, so that a new commit
+# does not invalidate the big layers.
+FROM monitoring AS component
 COPY --from=wheel /wheel /wheel
-RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
-    pip install --quiet --no-deps /wheel/*.whl \
- && pip check && rm -rf /wheel && python -m compileall -q /opt/venv/lib >/dev/null
+RUN pip install --quiet --no-deps /wheel/*.whl && pip check \
+ && rm -rf /wheel && python -m compileall -q /opt/venv/lib >/dev/null
 USER 10001:10001
 ARG VERSION=0.0.0
 ARG REVISION=unknown
@@ -84,11 +89,9 @@ CMD ["mlcycle", "--help"]
 
 # Last, so that a plain `docker build .` gives the predictor. pip check may report mlcycle's evidently
 # requirement (left out above) and nothing else.
-FROM runtime AS predictor
-COPY --from=deps-predictor /opt/venv /opt/venv
+FROM serving AS predictor
 COPY --from=wheel /wheel /wheel
-RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
-    pip install --quiet --no-deps /wheel/*.whl \
+RUN pip install --quiet --no-deps /wheel/*.whl \
  && { pip check || true; } | { ! grep -v -E '^mlcycle [^ ]+ requires evidently, which is not installed'; } \
  && rm -rf /wheel && python -m compileall -q /opt/venv/lib >/dev/null
 USER 10001:10001
