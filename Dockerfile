@@ -5,9 +5,10 @@
 #   predictor  ghcr.io/mlcycle/mlcycle-predictor:<version>  `python -m inference <model URI>` (the ServingRuntime)
 #
 # Both carry exactly the runtime lock (requirements/runtime.txt: hashed, --no-deps, nothing resolved at build
-# time; the predictor without the monitoring stack it never imports), then the mlcycle wheel with --no-deps. The base is a build argument: a public python:3.11-slim, or
-# the offline Debian base scripts/images.sh builds from Debian's packages when no registry answers (its
-# python3 is Debian's 3.11). Both stages must use the same base: the venv links to the base's python3.
+# time; the predictor without the monitoring stack it never imports), then the mlcycle wheel with --no-deps.
+# The base is a build argument: a public python:3.11-slim, or the offline Debian base scripts/images.sh
+# builds from Debian's packages when no registry answers (its python3 is Debian's 3.11). Every stage starts
+# from that one base: the venv links to the base's python3.
 #
 # Runtime: uid 10001, no writes outside /tmp (HOME and MLCYCLE_HOME live there), so a read-only root file
 # system with an emptyDir on /tmp works (the ServingRuntime's securityContext). The predictor's entry point
