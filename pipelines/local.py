@@ -95,8 +95,13 @@ class _StepLog(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def local_session(settings: Settings) -> Iterator[None]:
-    """Initialise kfp.local with outputs under MLCYCLE_HOME and the settings exported to the steps."""
+def local_session(settings: Settings, runner: Any = None) -> Iterator[None]:
+    """Initialise kfp.local with outputs under MLCYCLE_HOME and the settings exported to the steps.
+
+    ``runner`` defaults to ``SubprocessRunner(use_venv=False)`` (the steps run in this Python); a
+    ``kfp.local.DockerRunner`` runs each step in its component image instead (wrap the run in
+    :func:`docker_runner_fix` over podman; the container's environment is the runner's ``environment``).
+    """
     from kfp import local
 
     exported = settings_env(settings)
@@ -109,7 +114,7 @@ def local_session(settings: Settings) -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             # Display names are for the KFP UI; kfp.local says so once per step.
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
-            local.init(runner=local.SubprocessRunner(use_venv=False),
+            local.init(runner=runner or local.SubprocessRunner(use_venv=False),
                        pipeline_root=str(settings.home_dir / "kfp"), raise_on_error=True)
             yield
     finally:
@@ -121,7 +126,7 @@ def local_session(settings: Settings) -> Iterator[None]:
 
 
 def run_pipeline(pipeline: Callable[..., Any], settings: Settings, *, log_file: Path | None = None,
-                 on_step: Callable[[str, str], None] | None = None, **arguments: Any) -> Any:
+                 on_step: Callable[[str, str], None] | None = None, runner: Any = None, **arguments: Any) -> Any:
     """Run ``pipeline`` locally and return its output (the pipeline function's return value).
 
     Args:
@@ -129,6 +134,7 @@ def run_pipeline(pipeline: Callable[..., Any], settings: Settings, *, log_file: 
         settings: where MLflow and the outputs live; exported to the steps as ``MLCYCLE_*``.
         log_file: when given, kfp.local's output goes there instead of the terminal.
         on_step: called with ``(step, status)`` as each step finishes.
+        runner: a kfp.local runner (default: the steps as subprocesses of this Python; see :func:`local_session`).
         **arguments: the pipeline's parameters.
 
     Raises:
@@ -137,7 +143,8 @@ def run_pipeline(pipeline: Callable[..., Any], settings: Settings, *, log_file: 
     sink = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115 (closed below)
     stream = _StepLog(sink, on_step) if (sink or on_step) else None
     try:
-        with local_session(settings), (contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext()):
+        redirect = contextlib.redirect_stdout(stream) if stream else contextlib.nullcontext()
+        with local_session(settings, runner), redirect:
             task = pipeline(**arguments)
     except RuntimeError as e:
         step = stream.failed_step if stream else None

@@ -15,6 +15,10 @@
 #
 # Environment: MLCYCLE_BASE_IMAGE (default python:3.11-slim if a registry answers, else the offline base),
 # MLCYCLE_IMAGE_REPOSITORY (default ghcr.io/mlcycle/mlcycle), MLCYCLE_CONTAINER_ENGINE (docker|podman).
+#
+# Each image carries the label mlcycle.source-digest: a hash of the build context (the files .dockerignore
+# lets in), the Dockerfile and the base's name. An image whose label equals this source's digest is not rebuilt
+# (the container tests build once per session this way); any other change rebuilds over the layer cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${MLCYCLE_CONTAINERS_DIR:-/var/tmp/mlcycle-containers}
@@ -83,11 +87,18 @@ build_offline_base() {
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
     --change 'ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt' \
-    --change 'CMD ["/usr/bin/python3"]' - "$OFFLINE_BASE" >/dev/null
+    --change 'CMD ["/usr/bin/python3"]' --quiet - "$OFFLINE_BASE" >/dev/null
   rm -rf "$rootfs"
 }
 
 if [ "${1:-}" = base ]; then build_offline_base; exit 0; fi
+
+# The build context's files (as .dockerignore selects them), the Dockerfile and the base, hashed.
+source_digest() {
+  { find requirements/runtime.txt pyproject.toml README.md src components pipelines inference -type f \
+      ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    sha256sum Dockerfile .dockerignore; echo "base $1"; } | sha256sum | cut -c1-32
+}
 
 BASE=${MLCYCLE_BASE_IMAGE:-}
 if [ -z "$BASE" ]; then
@@ -96,13 +107,19 @@ if [ -z "$BASE" ]; then
 elif [ "$BASE" = "$OFFLINE_BASE" ]; then build_offline_base
 fi
 
+DIGEST=$(source_digest "$BASE")
+FORMAT=; [ "$ENGINE" = podman ] && FORMAT=docker
 VERSION=$($PY -c 'import mlcycle; print(mlcycle.__version__)')
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 for target in component predictor; do
   tag="$REPO:$VERSION"; [ "$target" = predictor ] && tag="$REPO-predictor:$VERSION"
+  have=$($ENGINE image inspect --format '{{ index .Config.Labels "mlcycle.source-digest" }}' "$tag" 2>/dev/null || true)
+  if [ "$have" = "$DIGEST" ]; then echo "$tag is up to date (source digest $DIGEST)" >&2; continue; fi
   start=$(date +%s)
   # --network=host: pip reaches the package index through the host's network (and proxy).
-  $ENGINE build --network=host -q --target "$target" -t "$tag" \
+  # podman: the docker image format, which keeps the predictor's HEALTHCHECK (OCI has none).
+  $ENGINE build --network=host -q ${FORMAT:+--format "$FORMAT"} --target "$target" -t "$tag" \
+    --label "mlcycle.source-digest=$DIGEST" \
     --build-arg BASE_IMAGE="$BASE" --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
     -f Dockerfile . >/dev/null
   echo "built $tag from $BASE in $(( $(date +%s) - start )) s" >&2
