@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -148,21 +149,24 @@ def test_ui_serves_the_configured_store_until_interrupted(mlcycle_home, tmp_path
     process = subprocess.Popen([mlcycle, "ui", "--no-browser", "--port", str(port)],
                                env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
+    # stderr read as it comes (the server's log lines too): the test interrupts only once `mlcycle ui` has
+    # said it is up — the server can answer /health a moment before `mlcycle ui` has seen it answer.
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read()
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        while time.monotonic() < deadline and not any(f"MLflow UI: {url}" in line for line in list(lines)):
+            assert process.poll() is None, "".join(lines)
+            time.sleep(0.2)
+        assert any(f"MLflow UI: {url}" in line for line in list(lines)), "".join(lines)
+        assert httpx.get(f"{url}/health", timeout=2).status_code == 200
         found = httpx.post(f"{url}/api/2.0/mlflow/experiments/search", json={"max_results": 10}, timeout=10).json()
         assert "seen-by-the-ui" in {e["name"] for e in found["experiments"]}
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
-        stderr = process.stderr.read()
-        assert f"MLflow UI: {url}" in stderr and "stopping the MLflow UI" in stderr
+        reader.join(timeout=10)
+        assert "stopping the MLflow UI" in "".join(lines)
         with pytest.raises(httpx.ConnectError):  # the server went with it
             httpx.get(f"{url}/health", timeout=2)
     finally:
