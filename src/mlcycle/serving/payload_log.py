@@ -238,7 +238,9 @@ class PayloadLogger:
             self._init_state()
         frames = isinstance(inputs, pd.DataFrame)
         preds = predictions if type(predictions) is np.ndarray else np.asarray(predictions)
-        if preds.ndim != 1:
+        if preds.ndim == 2 and preds.shape[1] == 1:
+            preds = preds[:, 0]
+        elif preds.ndim != 2:  # [N, k]: one list of k values per row (a model answering several per row)
             preds = preds.reshape(-1)
         proba = None
         if probabilities is not None:
@@ -447,7 +449,12 @@ def _to_table(groups: list[_Group], input_columns: tuple[str, ...], classes: tup
         frame = pd.concat([_frame(x, input_columns) for x in parts], ignore_index=True)
         for i, column in enumerate(input_columns):
             columns[column] = frame.iloc[:, i].to_numpy()
-    columns["prediction"] = _concat([g.predictions.values() for g in groups])
+    predictions = _concat([g.predictions.values() for g in groups])
+    if predictions.ndim == 2:  # several values per row: a fixed-size list per row
+        flat = pa.array(np.ascontiguousarray(predictions).reshape(-1))
+        columns["prediction"] = pa.FixedSizeListArray.from_arrays(flat, predictions.shape[1])
+    else:
+        columns["prediction"] = predictions
     if classes is not None:
         proba = _concat([g.probabilities.values() for g in groups]).astype(np.float64, copy=False)
         for i, name in enumerate(classes):

@@ -385,3 +385,17 @@ def test_requests_whose_arrays_differ_in_type_keep_their_values(tmp_path):
     np.testing.assert_array_equal(frame["prediction"], [i if i % 2 else i + 0.5 for i in range(300)])
     expected = [float(np.float32(1 / 3)) if i % 3 else 1 / 3 for i in range(300)]
     np.testing.assert_array_equal(frame["proba_class_0"], expected)
+
+
+def test_several_predictions_per_row_are_logged_as_a_list_per_row(tmp_path):
+    """A model answering [N, k] (several values per row): each row's k values, not k rows per row."""
+    logger = PayloadLogger(tmp_path, flush_seconds=60)
+    names = ["alcohol", "malic_acid", "magnesium"]
+    for i in range(3):
+        assert logger.log(model_name="wine", model_version="1", protocol="v2-rest", request_id=f"r{i}",
+                          inputs=np.full((2, 3), float(i)), columns=names,
+                          predictions=np.array([[i, i + 0.5], [i + 1, i + 1.5]]))
+    logger.close()
+    assert logger.dropped == 0 and logger.written == 6
+    frame = read_payloads(tmp_path, "wine").sort_values(["request_id", "row"])
+    assert [list(v) for v in frame["prediction"]] == [[0, 0.5], [1, 1.5], [1, 1.5], [2, 2.5], [2, 2.5], [3, 3.5]]
