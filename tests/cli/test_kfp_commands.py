@@ -146,8 +146,11 @@ def test_ui_serves_the_configured_store_until_interrupted(mlcycle_home, tmp_path
     port = free_port()
     env = {**os.environ, "MLCYCLE_HOME": str(mlcycle_home.home_dir)}
     mlcycle = str(Path(sys.executable).with_name("mlcycle"))
+    # Ctrl-C's default in the child even where this test runs with SIGINT ignored (a background job of a
+    # non-interactive shell: the child would inherit the ignore and never see the interrupt).
     process = subprocess.Popen([mlcycle, "ui", "--no-browser", "--port", str(port)],
-                               env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                               env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     url = f"http://127.0.0.1:{port}"
     # stderr read as it comes (the server's log lines too): the test interrupts only once `mlcycle ui` has
     # said it is up — the server can answer /health a moment before `mlcycle ui` has seen it answer.

@@ -192,8 +192,10 @@ def ui(
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 raise InvalidInputError(f"port {port} on 127.0.0.1 is in use; pick another or leave --port out",
                                         field="port")
-    # SIGTERM (e.g. from a supervisor) stops the UI like Ctrl-C does, so the server never outlives us.
+    # SIGTERM (e.g. from a supervisor) stops the UI like Ctrl-C does, so the server never outlives us; and
+    # Ctrl-C stops it even when started with SIGINT ignored (a background job of a non-interactive shell).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     # SERVER_ENV: no GenAI job workers (mlcycle runs no MLflow jobs); waiting and stopping as `mlcycle server`.
     from mlcycle.auth.server import SERVER_ENV, TrackingServerError, stop, wait_until_up
 
