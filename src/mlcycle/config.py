@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     serving_payload_write_attempts: int = Field(
         default=3, ge=1, description="Payload logs: tries per file (exponential backoff) before rows are dropped."
     )
+    serving_payload_writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="Payload logs: who builds and writes the files — a writer process per serving process "
+        "(off the serving process's GIL: the default) or a thread of the serving process (one process less).",
+    )
 
     @field_validator("team")
     @classmethod

@@ -48,6 +48,7 @@ def runtime(settings: Settings) -> Runtime:
                     flush_rows=settings.serving_payload_flush_rows,
                     flush_seconds=settings.serving_payload_flush_seconds,
                     write_attempts=settings.serving_payload_write_attempts,
+                    writer=settings.serving_payload_writer,
                 )
             rt = Runtime(metrics, payloads, Authenticator.from_settings(settings), pid)
             _current.clear()

@@ -15,6 +15,12 @@ from mlcycle.serving.payload_log import PayloadLogger, read_payloads
 CLASSES = ["class_0", "class_1", "class_2"]
 
 
+@pytest.fixture(params=["thread", "process"])
+def writer(request) -> str:
+    """Who builds and writes the files: the logger's thread, or a writer process of its own."""
+    return request.param
+
+
 def request(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     inputs = pd.DataFrame(
@@ -61,8 +67,8 @@ def wait_until(condition, timeout: float = 20.0) -> bool:
     return condition()
 
 
-def test_round_trip_follows_the_contract(tmp_path):
-    logger = PayloadLogger(tmp_path, flush_seconds=60)
+def test_round_trip_follows_the_contract(tmp_path, writer):
+    logger = PayloadLogger(writer=writer, destination=tmp_path, flush_seconds=60)
     before = datetime.now(UTC)
     assert log_one(logger, "req-1", 3, seed=1)
     assert log_one(logger, "req-2", 1, seed=2, protocol="v1", version="4")
@@ -100,8 +106,8 @@ def test_round_trip_follows_the_contract(tmp_path):
     logger.close()
 
 
-def test_array_inputs_with_column_names(tmp_path):
-    logger = PayloadLogger(tmp_path)
+def test_array_inputs_with_column_names(tmp_path, writer):
+    logger = PayloadLogger(writer=writer, destination=tmp_path)
     inputs, predictions, proba = request(2, seed=3)
     logger.log(
         model_name="wine",
@@ -192,10 +198,11 @@ def test_writes_by_itself_after_flush_seconds(tmp_path):
     logger.close()
 
 
-def test_full_queue_drops_counts_and_never_blocks(tmp_path):
+def test_full_queue_drops_counts_and_never_blocks(tmp_path, writer):
     drops: list[tuple] = []
     logger = PayloadLogger(
-        tmp_path,
+        writer=writer,
+        destination=tmp_path,
         max_queued_rows=10,
         flush_rows=1000,
         flush_seconds=3600,
@@ -215,9 +222,10 @@ def test_full_queue_drops_counts_and_never_blocks(tmp_path):
     assert set(read_payloads(tmp_path, "wine")["request_id"]) == {"a", "b", "e"}
 
 
-def test_unwritable_storage_keeps_serving_counts_and_recovers(tmp_path):
+def test_unwritable_storage_keeps_serving_counts_and_recovers(tmp_path, writer):
     counted: list[int] = []
-    logger = PayloadLogger(tmp_path, flush_seconds=3600, on_drop=counted.append)  # one-argument callback
+    # a one-argument callback
+    logger = PayloadLogger(writer=writer, destination=tmp_path, flush_seconds=3600, on_drop=counted.append)
     (tmp_path / "wine").write_text("a file where the model's directory should be")
     assert log_one(logger, "lost", 3)  # the caller is never told: storage trouble is not its problem
     logger.flush()
@@ -312,10 +320,10 @@ def test_a_failed_write_is_retried_before_its_rows_count_as_dropped(tmp_path):
     assert logger.written == 2 and logger.dropped == 0
 
 
-def test_interleaved_requests_keep_every_row_and_its_values(tmp_path):
+def test_interleaved_requests_keep_every_row_and_its_values(tmp_path, writer):
     """Requests of two versions, one-row and multi-row, interleaved: queued column by column per version,
     written to one file, and read back row for row with their own ids, versions and values."""
-    logger = PayloadLogger(tmp_path, flush_seconds=60)
+    logger = PayloadLogger(writer=writer, destination=tmp_path, flush_seconds=60)
     names = ["alcohol", "malic_acid", "magnesium"]  # one list for every request, as the predictor passes it
     expected = []
     for i in range(60):
@@ -323,9 +331,17 @@ def test_interleaved_requests_keep_every_row_and_its_values(tmp_path):
         x = np.arange(n * 3, dtype=float).reshape(n, 3) + 100 * i
         proba = np.full((n, 3), 1 / 3)
         version = "3" if i % 2 else "4"
-        assert logger.log(model_name="wine", model_version=version, protocol="v2-rest", request_id=f"r{i:02d}",
-                          inputs=x, columns=names, predictions=np.array([CLASSES[i % 3]] * n),
-                          probabilities=proba, classes=CLASSES)
+        assert logger.log(
+            model_name="wine",
+            model_version=version,
+            protocol="v2-rest",
+            request_id=f"r{i:02d}",
+            inputs=x,
+            columns=names,
+            predictions=np.array([CLASSES[i % 3]] * n),
+            probabilities=proba,
+            classes=CLASSES,
+        )
         expected += [(f"r{i:02d}", row, version, *x[row], CLASSES[i % 3]) for row in range(n)]
     logger.close()
     assert logger.files_written == 1 and logger.written == len(expected)
@@ -366,18 +382,27 @@ def test_writers_shorten_the_switch_interval_only_while_they_write(tmp_path, mon
         logger.close()
 
 
-def test_requests_whose_arrays_differ_in_type_keep_their_values(tmp_path):
+def test_requests_whose_arrays_differ_in_type_keep_their_values(tmp_path, writer):
     """Each request's rows are copied into its group's arrays: a version answering floats after ints, or
     float32 probabilities after float64 ones, gets its own arrays (no value cast to another's type), and a
     group grows past its first allocation."""
-    logger = PayloadLogger(tmp_path, flush_seconds=60, flush_rows=10**6)
+    logger = PayloadLogger(writer=writer, destination=tmp_path, flush_seconds=60, flush_rows=10**6)
     names = ["alcohol", "malic_acid", "magnesium"]
     for i in range(300):  # past the first 256 rows of a group's arrays
         x = np.full((1, 3), float(i))
         pred = np.array([i]) if i % 2 else np.array([i + 0.5])
         proba = np.full((1, 3), 1 / 3, dtype=np.float32 if i % 3 else np.float64)
-        assert logger.log(model_name="wine", model_version="1", protocol="v1", request_id=f"r{i:03d}", inputs=x,
-                          columns=names, predictions=pred, probabilities=proba, classes=CLASSES)
+        assert logger.log(
+            model_name="wine",
+            model_version="1",
+            protocol="v1",
+            request_id=f"r{i:03d}",
+            inputs=x,
+            columns=names,
+            predictions=pred,
+            probabilities=proba,
+            classes=CLASSES,
+        )
     logger.close()
     frame = read_payloads(tmp_path, "wine").sort_values("request_id").reset_index(drop=True)
     assert len(frame) == 300
@@ -387,15 +412,102 @@ def test_requests_whose_arrays_differ_in_type_keep_their_values(tmp_path):
     np.testing.assert_array_equal(frame["proba_class_0"], expected)
 
 
-def test_several_predictions_per_row_are_logged_as_a_list_per_row(tmp_path):
+def test_several_predictions_per_row_are_logged_as_a_list_per_row(tmp_path, writer):
     """A model answering [N, k] (several values per row): each row's k values, not k rows per row."""
-    logger = PayloadLogger(tmp_path, flush_seconds=60)
+    logger = PayloadLogger(writer=writer, destination=tmp_path, flush_seconds=60)
     names = ["alcohol", "malic_acid", "magnesium"]
     for i in range(3):
-        assert logger.log(model_name="wine", model_version="1", protocol="v2-rest", request_id=f"r{i}",
-                          inputs=np.full((2, 3), float(i)), columns=names,
-                          predictions=np.array([[i, i + 0.5], [i + 1, i + 1.5]]))
+        assert logger.log(
+            model_name="wine",
+            model_version="1",
+            protocol="v2-rest",
+            request_id=f"r{i}",
+            inputs=np.full((2, 3), float(i)),
+            columns=names,
+            predictions=np.array([[i, i + 0.5], [i + 1, i + 1.5]]),
+        )
     logger.close()
     assert logger.dropped == 0 and logger.written == 6
     frame = read_payloads(tmp_path, "wine").sort_values(["request_id", "row"])
     assert [list(v) for v in frame["prediction"]] == [[0, 0.5], [1, 1.5], [1, 1.5], [2, 2.5], [2, 2.5], [3, 3.5]]
+
+
+def _writer_pid(logger: PayloadLogger) -> int:
+    assert wait_until(lambda: logger._process is not None and logger._process._proc is not None)
+    return logger._process._proc.pid
+
+
+def test_a_writer_process_ignores_stop_signals_and_ends_with_its_logger(tmp_path):
+    """SIGTERM or SIGINT to the whole process group (a terminal's Ctrl-C, a container runtime) must not end
+    the writer before its serving process has handed over its last rows: it ends when its input does."""
+    import os
+    import signal
+
+    logger = PayloadLogger(tmp_path, writer="process", flush_seconds=60)
+    assert log_one(logger, "before", 2)
+    logger.flush()
+    pid = _writer_pid(logger)
+    proc = logger._process._proc
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None
+    assert log_one(logger, "after", 3)
+    logger.close()
+    assert proc.returncode == 0 and logger._process is None
+    assert logger.written == 5 and logger.dropped == 0 and logger.files_written == 2
+    assert sorted(read_payloads(tmp_path, "wine")["request_id"]) == ["after"] * 3 + ["before"] * 2
+
+
+def test_a_writer_process_that_died_is_replaced_and_nothing_is_lost(tmp_path):
+    import os
+    import signal
+
+    logger = PayloadLogger(tmp_path, writer="process", flush_seconds=60)
+    assert log_one(logger, "first", 1)
+    logger.flush()
+    pid = _writer_pid(logger)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)  # dead before the next batch is handed over
+    assert log_one(logger, "second", 4)
+    logger.flush()
+    assert logger.written == 5 and logger.dropped == 0
+    assert _writer_pid(logger) != pid
+    logger.close()
+    assert sorted(set(read_payloads(tmp_path, "wine")["request_id"])) == ["first", "second"]
+
+
+class _Unpicklable(str):
+    def __reduce__(self):
+        raise TypeError("this note stays in its process")
+
+
+def test_a_batch_the_writer_process_cannot_take_is_written_by_the_thread(tmp_path):
+    """An input the writer process cannot be handed (it refuses pickling) is written by the thread."""
+    logger = PayloadLogger(tmp_path, writer="process", flush_seconds=60)
+    odd = pd.DataFrame({"alcohol": [13.0], "note": [_Unpicklable("kept")]})
+    assert logger.log(
+        model_name="wine",
+        model_version="1",
+        protocol="v1",
+        request_id="odd",
+        inputs=odd,
+        predictions=np.array(["class_0"]),
+    )
+    logger.flush()
+    assert logger.written == 1 and logger.dropped == 0
+    assert logger._process is not None  # still there for the next batch
+    logger.close()
+    assert read_payloads(tmp_path, "wine")["note"].tolist() == ["kept"]
+
+
+def test_without_a_writer_process_the_thread_writes(tmp_path, monkeypatch):
+    """The writer process cannot start (here: no interpreter at that path): rows are written all the same."""
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    logger = PayloadLogger(tmp_path / "payloads", writer="process", flush_seconds=60)
+    assert log_one(logger, "r", 2)
+    logger.flush()
+    assert logger._process is None and logger.written == 2 and logger.dropped == 0
+    logger.close()
