@@ -358,17 +358,13 @@ def _direct_pyfunc_matches(loaded: LoadedModel, x: Any, reference: Any) -> bool:
     if schema.is_tensor or any(schema.optional or ()):
         return False
     try:
-        import mlflow.pyfunc
-        from mlflow.models.utils import _enforce_schema
+        from mlcycle.serving.mlflow_private import direct_predict_fn, enforce_schema
 
         pm = loaded.pyfunc_model()
-        meta = pm.metadata
-        if (not callable(getattr(pm, "_predict_fn", None)) or meta._is_signature_from_type_hint()
-                or meta._is_type_hint_from_example() or meta.get_params_schema() is not None
-                or mlflow.pyfunc._get_dependencies_schema_from_model(pm._model_meta)):
+        if direct_predict_fn(pm) is None:
             return False
         frame = to_model_frame(x, schema)
-        enforced = _enforce_schema(frame.copy(), meta.get_input_schema())
+        enforced = enforce_schema(frame, pm)
         if list(enforced.columns) != list(frame.columns) or not enforced.dtypes.equals(frame.dtypes):
             return False
         if not enforced.equals(frame):

@@ -24,6 +24,7 @@ import numpy as np
 
 from mlcycle.errors import InvalidInputError, MlcycleError, ModelPredictionError
 from mlcycle.serving.loading import LoadedModel
+from mlcycle.serving.mlflow_private import call_directly
 from mlcycle.serving.schema import to_model_frame
 
 
@@ -160,7 +161,7 @@ def _pyfunc_direct(loaded: LoadedModel, x: Any) -> Prediction:
     has already checked and typed every column by the signature (used only where the load-time check in
     ``loading`` proved it gives pyfunc's answer and types)."""
     frame = to_model_frame(x, loaded.schema)
-    return as_prediction(loaded.pyfunc_model()._predict_fn(frame), len(frame))
+    return as_prediction(call_directly(loaded.pyfunc_model(), frame), len(frame))
 
 
 RUNNERS = {"sklearn": _sklearn, "lightgbm": _native, "xgboost": _native, "pyfunc": _pyfunc,
