@@ -554,6 +554,10 @@ class _WriterProcess:
                 stdout=subprocess.DEVNULL,
                 env=env,
             )
+        except BaseException:
+            os.close(to_child_w)
+            os.close(from_child_r)
+            raise
         finally:
             os.close(to_child_r)
             os.close(from_child_w)

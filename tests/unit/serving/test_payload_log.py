@@ -511,3 +511,16 @@ def test_without_a_writer_process_the_thread_writes(tmp_path, monkeypatch):
     logger.flush()
     assert logger._process is None and logger.written == 2 and logger.dropped == 0
     logger.close()
+
+
+def test_a_writer_process_that_cannot_start_leaves_no_open_pipes(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(5):
+        logger = PayloadLogger(tmp_path / "payloads", writer="process", flush_seconds=60)
+        assert log_one(logger, f"r{i}", 1)
+        logger.close()
+    assert len(os.listdir("/proc/self/fd")) <= before
