@@ -199,9 +199,14 @@ class AdaptiveBatcher:
 
 
 def _concat(xs: list) -> Any:
-    """Rows of several requests as one input: float arrays stacked, typed DataFrames concatenated."""
+    """Rows of several requests as one input: float arrays stacked, typed columns (an input type with a
+    ``concat`` of its own, such as :class:`mlcycle.serving.schema.Columns`) joined by it, DataFrames
+    concatenated."""
     if isinstance(xs[0], np.ndarray):
         return np.concatenate(xs)
+    join = getattr(type(xs[0]), "concat", None)
+    if join is not None and all(type(x) is type(xs[0]) for x in xs):
+        return join(xs)
     import pandas as pd
 
-    return pd.concat(xs, ignore_index=True)
+    return pd.concat([x.frame() if hasattr(x, "frame") else x for x in xs], ignore_index=True)

@@ -77,6 +77,7 @@ class LoadedModel:
     pyfunc: Any = field(repr=False, default=None)
     compiled: Any = field(repr=False, default=None)
     compile_note: str = ""
+    direct: Any = field(repr=False, default=None)
 
     def pyfunc_model(self) -> Any:
         """The MLflow ``PyFuncModel`` (loaded again after unpickling in a REST worker)."""
@@ -86,10 +87,21 @@ class LoadedModel:
             self.pyfunc = mlflow.pyfunc.load_model(str(self.local_path))
         return self.pyfunc
 
+    def direct_predict(self) -> Any:
+        """The pyfunc model's own predict function, ``fn(frame)`` (the ``pyfunc-direct`` path; see
+        :func:`mlcycle.serving.mlflow_private.direct_predict_fn`), resolved once per process."""
+        if self.direct is None:
+            from mlcycle.serving.mlflow_private import direct_predict_fn
+
+            pm = self.pyfunc_model()
+            # None only where MLflow's internals differ from the load-time check's: the checked call then
+            self.direct = direct_predict_fn(pm) or pm.predict
+        return self.direct
+
     def __getstate__(self) -> dict[str, Any]:
         # A PyFuncModel need not pickle (a user's PythonModel class may not); a worker reloads it.
         state = dict(self.__dict__)
-        state["pyfunc"] = None
+        state["pyfunc"] = state["direct"] = None
         return state
 
     @property
@@ -361,7 +373,8 @@ def _direct_pyfunc_matches(loaded: LoadedModel, x: Any, reference: Any) -> bool:
         from mlcycle.serving.mlflow_private import direct_predict_fn, enforce_schema
 
         pm = loaded.pyfunc_model()
-        if direct_predict_fn(pm) is None:
+        loaded.direct = direct_predict_fn(pm)
+        if loaded.direct is None:
             return False
         frame = to_model_frame(x, schema)
         enforced = enforce_schema(frame, pm)

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from mlcycle.registry.uris import split_name
+from mlcycle.serving.schema import Columns
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +151,13 @@ class _Group:
         protocol: str,
         columns: Any,
         classes: Any,
-        inputs: pd.DataFrame | np.ndarray,
+        inputs: pd.DataFrame | Columns | np.ndarray,
         predictions: np.ndarray,
         probabilities: np.ndarray | None,
     ) -> None:
         self.model_name, self.model_version, self.protocol = model_name, model_version, protocol
         self.columns, self.classes = columns, classes  # raw names: made strings when written
-        self.frames = isinstance(inputs, pd.DataFrame)
+        self.frames = isinstance(inputs, pd.DataFrame | Columns)
         self.request_ids: list[str] = []
         self.timestamps: list[int] = []
         self.counts: list[int] = []
@@ -269,7 +270,7 @@ class PayloadLogger:
         model_version: str,
         protocol: str,
         request_id: str,
-        inputs: pd.DataFrame | np.ndarray,
+        inputs: pd.DataFrame | Columns | np.ndarray,
         predictions: Any,
         probabilities: Any = None,
         classes: Sequence[Any] | None = None,
@@ -277,15 +278,17 @@ class PayloadLogger:
     ) -> bool:
         """Queue one request's rows; True if queued, False if dropped (queue full or logger closed).
 
-        ``inputs`` is a DataFrame, or a 2-D array in signature order with its names in ``columns``
-        (cheaper on the request path: the columns are only split out in the writer thread).
+        ``inputs`` is a DataFrame, a decoded request's :class:`~mlcycle.serving.schema.Columns`, or a 2-D
+        array in signature order with its names in ``columns`` (cheaper on the request path: the columns
+        are only split out in the writer thread).
 
         The logger keeps references to ``inputs``, ``predictions`` and ``probabilities`` until they
         are written: the caller must not modify them afterwards. Never blocks on I/O, never raises
         for storage problems.
         """
         rows = len(inputs)
-        if isinstance(inputs, pd.DataFrame):
+        frames = isinstance(inputs, pd.DataFrame | Columns)
+        if frames:
             columns = inputs.columns
         else:  # a 2-D array in signature order: no DataFrame to build on the request path
             shape = getattr(inputs, "shape", None)
@@ -295,7 +298,6 @@ class PayloadLogger:
             return True
         if os.getpid() != self._pid:  # forked into a worker: the writer thread did not come along
             self._init_state()
-        frames = isinstance(inputs, pd.DataFrame)
         preds = predictions if type(predictions) is np.ndarray else np.asarray(predictions)
         if preds.ndim == 2 and preds.shape[1] == 1:
             preds = preds[:, 0]
@@ -688,9 +690,13 @@ def _to_table(groups: list[_Group], input_columns: tuple[str, ...], classes: tup
             columns[column] = stacked[:, i]
     else:  # DataFrames (typed columns): one concatenation, then column by column
         parts = [x for g in groups for x in (g.inputs if g.frames else [g.inputs.values()])]
-        frame = pd.concat([_frame(x, input_columns) for x in parts], ignore_index=True)
-        for i, column in enumerate(input_columns):
-            columns[column] = frame.iloc[:, i].to_numpy()
+        joined = Columns.concat(parts) if all(type(x) is Columns for x in parts) else None
+        if type(joined) is Columns and tuple(joined.columns) == tuple(input_columns):
+            columns.update(joined.data)  # decoded requests: array by array, no DataFrame
+        else:
+            frame = pd.concat([_frame(x, input_columns) for x in parts], ignore_index=True)
+            for i, column in enumerate(input_columns):
+                columns[column] = frame.iloc[:, i].to_numpy()
     predictions = _concat([g.predictions.values() for g in groups])
     if predictions.ndim == 2:  # several values per row: a fixed-size list per row
         flat = pa.array(np.ascontiguousarray(predictions).reshape(-1))
@@ -704,7 +710,9 @@ def _to_table(groups: list[_Group], input_columns: tuple[str, ...], classes: tup
     return pa.table(columns)
 
 
-def _frame(inputs: pd.DataFrame | np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
+def _frame(inputs: pd.DataFrame | Columns | np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
+    if type(inputs) is Columns:
+        inputs = inputs.frame()
     if isinstance(inputs, pd.DataFrame):
         return inputs.set_axis(list(columns), axis=1) if tuple(inputs.columns) != columns else inputs
     return pd.DataFrame(np.asarray(inputs), columns=list(columns))

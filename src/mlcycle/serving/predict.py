@@ -24,8 +24,7 @@ import numpy as np
 
 from mlcycle.errors import InvalidInputError, MlcycleError, ModelPredictionError
 from mlcycle.serving.loading import LoadedModel
-from mlcycle.serving.mlflow_private import call_directly
-from mlcycle.serving.schema import to_model_frame
+from mlcycle.serving.schema import Columns, to_model_frame
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ def _pyfunc_direct(loaded: LoadedModel, x: Any) -> Prediction:
     has already checked and typed every column by the signature (used only where the load-time check in
     ``loading`` proved it gives pyfunc's answer and types)."""
     frame = to_model_frame(x, loaded.schema)
-    return as_prediction(call_directly(loaded.pyfunc_model(), frame), len(frame))
+    return as_prediction(loaded.direct_predict()(frame), len(frame))
 
 
 RUNNERS = {"sklearn": _sklearn, "lightgbm": _native, "xgboost": _native, "pyfunc": _pyfunc,
@@ -170,6 +169,8 @@ RUNNERS = {"sklearn": _sklearn, "lightgbm": _native, "xgboost": _native, "pyfunc
 
 def run_model(loaded: LoadedModel, x: Any, path: str) -> Prediction:
     """Predict ``x`` through one path (``sklearn``, ``lightgbm``, ``xgboost`` or ``pyfunc``), errors mapped."""
+    if type(x) is Columns:  # a decoded mixed-type request: the model's DataFrame, built once per call
+        x = x.frame()
     try:
         return RUNNERS[path](loaded, x)
     except MlcycleError:
@@ -187,7 +188,8 @@ def model_error(e: Exception) -> MlcycleError:
 
 
 def predict(loaded: LoadedModel, x: Any) -> Prediction:
-    """Predict ``x``: a float ``[N, F]`` array (numeric or tensor signature) or a typed DataFrame (mixed).
+    """Predict ``x``: a float ``[N, F]`` array (numeric or tensor signature), or the :class:`Columns` or
+    typed DataFrame of a mixed one.
 
     Raises:
         InvalidInputError: the model refused the input (MLflow ``INVALID_PARAMETER_VALUE``).

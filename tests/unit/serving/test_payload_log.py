@@ -524,3 +524,27 @@ def test_a_writer_process_that_cannot_start_leaves_no_open_pipes(tmp_path, monke
         assert log_one(logger, f"r{i}", 1)
         logger.close()
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_decoded_columns_are_logged_as_their_arrays(tmp_path, writer):
+    """The predictor logs a mixed-type request as decoded (``Columns``, no DataFrame on the request path):
+    the file holds each value and type; requests whose columns differ (an optional column sent by some)
+    still keep every value."""
+    from mlcycle.serving.schema import Columns
+
+    logger = PayloadLogger(writer=writer, destination=tmp_path, flush_seconds=60, flush_rows=10**6)
+    sent = []
+    for i in range(5):
+        data = {"color": np.array(["red", f"c{i}"], dtype=object), "x": np.array([i, i + 0.5]),
+                "k": np.array([i, -i], dtype=np.int64)}
+        if i == 4:  # a request without the optional column
+            del data["k"]
+        sent.append(data)
+        assert logger.log(model_name="mixed", model_version="1", protocol="v2-rest", request_id=f"r{i}",
+                          inputs=Columns(data, 2), predictions=np.array([1.0, 2.0]))
+    logger.close()
+    frame = read_payloads(tmp_path, "mixed").sort_values(["request_id", "row"]).reset_index(drop=True)
+    assert frame["color"].tolist() == [v for d in sent for v in d["color"]]
+    np.testing.assert_array_equal(frame["x"], np.concatenate([d["x"] for d in sent]))
+    assert frame["k"].iloc[:8].astype(np.int64).tolist() == [v for d in sent[:4] for v in d["k"].tolist()]
+    assert frame["k"].iloc[8:].isna().all()
