@@ -182,6 +182,10 @@ def test_metadata_describes_columns_and_outputs(server):
         assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {"x": "FP64", "k": "INT64"}
         assert meta["outputs"] == [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
         assert c.get("/v2/models/lgbnum").json()["platform"] == "mlflow-lightgbm"
+        # the string-encoding pipeline runs in ONNX Runtime, one input per column, checked at load time
+        lgbm = c.get("/v2/models/lgbm").json()["parameters"]
+        assert lgbm["runtime"] == "onnxruntime", lgbm["compile"]
+        assert lgbm["compile"].startswith("onnxruntime: reproduced LGBMClassifier on 5 rows")
         assert c.get("/v2/models/pipe").json()["outputs"][1]["name"] == "probabilities"
 
 

@@ -127,12 +127,15 @@ def as_prediction(result: Any, n_rows: int) -> Prediction:
 def _sklearn(loaded: LoadedModel, x: Any) -> Prediction:
     est = loaded.estimator
     compiled = loaded.compiled
-    # checked at load time to reproduce est (mlcycle.serving.compiled); it takes numeric arrays only
-    if compiled is not None and loaded.fast_path == "sklearn" and isinstance(x, np.ndarray):
+    # checked at load time to reproduce est (mlcycle.serving.compiled): numeric arrays, or typed columns
+    # for a pipeline compiled with one input per column (fed the decoded arrays: no DataFrame is built)
+    if compiled is not None and loaded.fast_path == "sklearn" and (compiled.inputs or isinstance(x, np.ndarray)):
         if loaded.classes is None:
             return Prediction(compiled.predict(x))
         proba = compiled.predict_proba(x)
         return Prediction(loaded.classes[np.argmax(proba, axis=1)], proba, loaded.classes)
+    if type(x) is Columns:  # a decoded mixed-type request: the estimator's DataFrame, built once per call
+        x = x.frame()
     if loaded.classes is None:
         return as_prediction(est.predict(x), len(x))
     proba = forest_predict_proba(est, x) if loaded.forest_fast_path else est.predict_proba(x)
@@ -169,8 +172,6 @@ RUNNERS = {"sklearn": _sklearn, "lightgbm": _native, "xgboost": _native, "pyfunc
 
 def run_model(loaded: LoadedModel, x: Any, path: str) -> Prediction:
     """Predict ``x`` through one path (``sklearn``, ``lightgbm``, ``xgboost`` or ``pyfunc``), errors mapped."""
-    if type(x) is Columns:  # a decoded mixed-type request: the model's DataFrame, built once per call
-        x = x.frame()
     try:
         return RUNNERS[path](loaded, x)
     except MlcycleError:
