@@ -254,11 +254,13 @@ class ModelEndpoint:
     def start(self) -> None:
         """Start following the registry aliases (in the process that serves)."""
         self.ready = bool(self._versions)
+        self._start_payload_writer()
         self._start_poller()
 
     def serve_in_this_process(self) -> None:
         """A worker process: load (a failure is counted and retried with backoff) and follow the aliases."""
         self._rt = runtime(self.settings)
+        self._start_payload_writer()  # importing while the model loads, not while the first rows queue
         try:
             self.load_or_refuse()
         except Exception as e:  # noqa: BLE001 - not ready; the poller retries with backoff, /ready says 503
@@ -266,6 +268,11 @@ class ModelEndpoint:
             self.not_ready_reason = f"loading {self.ref} failed: {getattr(e, 'message', e)}"
             log.exception("model %s: loading %s in this worker failed; retrying", self.name, self.ref)
         self._start_poller(always=True)
+
+    def _start_payload_writer(self) -> None:
+        rt = self._rt or runtime(self.settings)
+        if rt.payloads is not None:
+            rt.payloads.start()
 
     def stop(self) -> None:
         """Stop following aliases, write queued payloads, close the batchers and delete the downloads."""

@@ -370,6 +370,19 @@ class PayloadLogger:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=timeout)
 
+    def start(self) -> None:
+        """Start the writer now (the thread, and its writer process) instead of with the first request.
+
+        A writer process imports for a second or more (several on a loaded machine); started by the first
+        request, the rows queued meanwhile wait in this process, where a SIGKILL loses them. Each
+        serving process calls this as it starts serving (not a parent that only hands models over).
+        """
+        if os.getpid() != self._pid:  # forked into a worker: the writer thread did not come along
+            self._init_state()
+        with self._cond:
+            if self._thread is None and not self._closed:
+                self._start()
+
     @property
     def queued(self) -> int:
         """Rows waiting to be written."""

@@ -548,3 +548,20 @@ def test_decoded_columns_are_logged_as_their_arrays(tmp_path, writer):
     np.testing.assert_array_equal(frame["x"], np.concatenate([d["x"] for d in sent]))
     assert frame["k"].iloc[:8].astype(np.int64).tolist() == [v for d in sent[:4] for v in d["k"].tolist()]
     assert frame["k"].iloc[8:].isna().all()
+
+
+def test_a_started_logger_has_its_writer_process_before_the_first_request(tmp_path):
+    """The predictor starts the writer as it starts serving: the writer process imports while the model
+    loads, so the first rows do not wait in the serving process (where a SIGKILL would lose them)."""
+    logger = PayloadLogger(writer="process", destination=tmp_path)
+    try:
+        logger.start()
+        assert wait_until(lambda: logger._process is not None and logger._process._proc.poll() is None)
+        first = logger._process._proc
+        assert log_one(logger, "req-1", 2)
+        logger.flush()
+        assert logger.written == 2 and logger._process._proc is first  # the same process wrote them
+        logger.start()  # again: nothing new
+        assert logger._process._proc is first
+    finally:
+        logger.close()
