@@ -126,3 +126,43 @@ def test_multiprocess_mode_adds_up_across_workers(tmp_path, monkeypatch):
         labels(model="wine", version="3", role="champion"): 1,
         labels(model="wine", version="4", role="champion"): 1,
     }
+
+
+@pytest.mark.parametrize("multiprocess", [False, True])
+def test_a_regressors_values_counted_at_once_equal_observing_each(tmp_path, monkeypatch, multiprocess):
+    """``observe_many`` reads the histogram child as ``observe`` uses it: the same buckets (values on a
+    bound, just above one, beyond the outermost) and sum as observing value by value, NaN left out."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from mlcycle.serving.metrics import VALUE_BUCKETS, observe_many
+
+    if multiprocess:
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    else:
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    rng = np.random.default_rng(0)
+    finite = [b for b in VALUE_BUCKETS if np.isfinite(b)]
+    values = np.concatenate([rng.normal(0, 300, 500), finite, np.nextafter(finite, np.inf), [-1e12, 1e12, np.nan]])
+    one, many = (Histogram(name, "h", ["m"], buckets=VALUE_BUCKETS, registry=CollectorRegistry()).labels("x")
+                 for name in ("one", "many"))
+    for v in values.tolist():
+        if v == v:
+            one.observe(v)
+    observe_many(many, values)
+    got = [b.get() for b in many._buckets]
+    assert got == [b.get() for b in one._buckets] and sum(got) == len(values) - 1
+    # the same sum up to rounding (value by value, +-1e12 cancel in float64: summed at once, less is lost)
+    assert abs(one._sum.get() - many._sum.get()) <= 1e-12 * np.nansum(np.abs(values))
+
+
+def test_regression_predictions_reach_the_value_histogram_at_once(single_process):
+    from mlcycle.serving.metrics import VALUE_BUCKETS
+
+    m = ServingMetrics()
+    m.count_predictions("reg", "1", np.array([0.5, 2.0, np.nan, 1e9]), regression=True)
+    found = samples(m)
+    model = {"model": "reg", "version": "1"}
+    assert found[("mlcycle_prediction_value_count", labels(**model))] == 3
+    assert found[("mlcycle_prediction_value_bucket", labels(**model, le="+Inf"))] == 3
+    below = [v for v in VALUE_BUCKETS if 2.0 <= v < 1e9][0]  # 0.5 and 2.0 at or below it, 1e9 above
+    assert found[("mlcycle_prediction_value_bucket", labels(**model, le=str(float(below))))] == 2
