@@ -766,12 +766,12 @@ _DATATYPES_FOR = {
 }
 
 
-def _frame(columns: dict[str, Any], n: int) -> Any:
-    """One DataFrame over freshly converted arrays: ``copy=False`` (pandas copies a dict's arrays into
-    consolidated blocks by default, 2-4x the construction's cost, for arrays nothing else holds)."""
+def _frame(columns: dict[str, Any], n: int, *, copy: bool = False) -> Any:
+    """One DataFrame over freshly converted arrays: ``copy=False`` by default (pandas copies a dict's arrays
+    into consolidated blocks otherwise, 2-4x the construction's cost, for arrays nothing else holds)."""
     import pandas as pd
 
-    return pd.DataFrame(columns, index=pd.RangeIndex(n), copy=False)
+    return pd.DataFrame(columns, index=pd.RangeIndex(n), copy=copy)
 
 
 class Columns:
@@ -974,4 +974,5 @@ def to_model_frame(x: Any, schema: InputSchema) -> Any:
         c: x[:, i].astype(FRAME_DTYPES[t], copy=False)
         for i, (c, t) in enumerate(zip(schema.columns, schema.types, strict=True))
     }
-    return _frame(columns, len(x))
+    # copied: these are views of the request's array, which the payload log writes after the model ran
+    return _frame(columns, len(x), copy=True)

@@ -79,3 +79,16 @@ def test_the_batcher_answers_each_request_with_its_own_rows():
     for part, result in zip(parts, results, strict=True):
         np.testing.assert_array_equal(result.predictions, part.data["x"] + part.data["k"])
     assert sum(calls) == 7 and len(calls) < 4  # joined into fewer calls than requests
+
+
+def test_a_model_writing_into_its_numeric_frame_leaves_the_request_as_logged():
+    """A numeric request's frame is a copy: the payload log writes the decoded array after the model ran,
+    so a model that changes its input in place must not change what is logged."""
+    from mlcycle.serving.schema import to_model_frame
+
+    schema = make_schema(["a", "b"], ["double", "double"])
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    frame = to_model_frame(x, schema)
+    frame.iloc[0, 0] = 99.0
+    frame.loc[1, "b"] = -1.0
+    np.testing.assert_array_equal(x, [[1.0, 2.0], [3.0, 4.0]])
