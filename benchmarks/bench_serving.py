@@ -515,7 +515,8 @@ def start_noop(procs: Processes, models: dict[str, BenchModel], work: Path, time
     served = {key: m.registered for key, m in models.items()}
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, list(served.values()), proc, log_path, timeout)
-    return Server(NOOP, base, served, proc, note="FastAPI + uvicorn, parses the v2 body, fixed answer")
+    note = "FastAPI + uvicorn, infer answered in front of the router as the predictor's is; parses the v2 body"
+    return Server(NOOP, base, served, proc, note=note + ", fixed answer")
 
 
 def start_mlserver(

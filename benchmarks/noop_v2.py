@@ -2,21 +2,28 @@
 
 ``python benchmarks/noop_v2.py --port N`` serves ``POST /v2/models/{name}/infer`` and ``GET
 /v2/models/{name}/ready`` with FastAPI + uvicorn (the stack KServe's model server runs on, configured as
-the predictor configures it: no access log, a plain Starlette route, orjson). The infer route reads the
+the predictor configures it: no access log, orjson, and the infer route answered by a plain ASGI layer in
+front of FastAPI's router, as the predictor's ``inference.routes.FastLane`` answers it). It reads the
 body, parses it with orjson and checks it is a v2 request (``inputs``: objects with name, shape, datatype,
 data), then returns a fixed v2 answer of the same form as the predictor's for one row. No model, no
 batching, no metrics: what any model server on this stack can at best reach on the machine.
+``--router`` serves the infer route as a plain Starlette route instead (the ceiling before FastLane).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import orjson
 import uvicorn
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: the predictor's own path matching
+from inference.routes import hot_route  # noqa: E402
 
 ANSWER = orjson.dumps(
     {
@@ -33,11 +40,7 @@ REFUSED = orjson.dumps({"error": 'a v2 request needs "inputs": a list of tensors
 
 
 async def infer(request: Request) -> Response:
-    payload = orjson.loads(await request.body())
-    inputs = payload.get("inputs") if isinstance(payload, dict) else None
-    if not isinstance(inputs, list) or not all(
-        isinstance(i, dict) and {"name", "shape", "datatype", "data"} <= i.keys() for i in inputs
-    ):
+    if not _is_v2(orjson.loads(await request.body())):
         return Response(REFUSED, status_code=400, media_type="application/json")
     return Response(ANSWER, media_type="application/json")
 
@@ -46,10 +49,43 @@ async def ready(request: Request) -> Response:
     return Response(orjson.dumps({"name": request.path_params["model_name"], "ready": True}))
 
 
-def app() -> FastAPI:
+class NoopLane:
+    """``POST /v2/models/{name}/infer`` answered in front of the router, as the predictor's FastLane does."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or hot_route(scope["path"]) is None:
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        payload = orjson.loads(b"".join(chunks))
+        status, body = (200, ANSWER) if _is_v2(payload) else (400, REFUSED)
+        headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _is_v2(payload) -> bool:
+    inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    return isinstance(inputs, list) and all(
+        isinstance(i, dict) and {"name", "shape", "datatype", "data"} <= i.keys() for i in inputs
+    )
+
+
+def app(router: bool = False) -> FastAPI:
     application = FastAPI()
     application.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
     application.add_route("/v2/models/{model_name}/ready", ready, methods=["GET"])
+    if not router:
+        application.add_middleware(NoopLane)
     return application
 
 
@@ -57,8 +93,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--router", action="store_true", help="answer infer through FastAPI's router (a Starlette route)")
     args = p.parse_args()
-    uvicorn.run(app(), host=args.host, port=args.port, access_log=False, log_level="warning")
+    uvicorn.run(app(args.router), host=args.host, port=args.port, access_log=False, log_level="warning")
 
 
 if __name__ == "__main__":

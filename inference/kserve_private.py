@@ -84,8 +84,11 @@ class PredictorRESTServer(RESTServer):
     def create_application(self) -> None:
         from kserve.model_server import app
 
+        from inference.routes import FastLane
         from mlcycle.serving.limits import BodyLimitMiddleware
 
+        # Innermost of the middlewares: the hot routes still pass the body limit (and access log).
+        app.add_middleware(FastLane, registry=self.dataplane.model_registry, exception_handlers=app.exception_handlers)
         if self.access_log_format:  # KServe's timing and access log, as asked for
             self._add_middlewares(app)
         else:

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         description="Predictor: largest request body in bytes (more: HTTP 413 before the body is read).",
     )
     serving_batch_max_rows: int = Field(
-        default=256, ge=1, description="Predictor: most rows combined into one micro-batched predict call."
+        default=1024, ge=1, description="Predictor: most rows combined into one micro-batched predict call."
     )
     serving_batch_max_wait_ms: float = Field(
         default=0.0, ge=0, description="Predictor: how long a non-full micro-batch waits for more (0: never)."

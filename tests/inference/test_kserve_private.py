@@ -133,7 +133,12 @@ def test_the_app_answers_with_our_routes_before_kserves():
 
     explain, too_big, live = asyncio.run(calls())
     assert explain.status_code == 404 and explain.json()["field"] == "model", explain.text
-    assert too_big.status_code == 413, too_big.text
+    assert too_big.status_code == 413, too_big.text  # the hot route's FastLane sits inside the body limit
+    from inference.routes import FastLane
+    from mlcycle.serving.limits import BodyLimitMiddleware
+
+    layers = [m.cls for m in model_server.app.user_middleware]
+    assert layers.index(BodyLimitMiddleware) < layers.index(FastLane)  # outermost first
     assert live.status_code == 200 and live.json() == {"live": True}
 
 

@@ -208,8 +208,10 @@ class ModelEndpoint:
             for sv in versions.values():
                 sv.retire()
             raise
-        self._versions = versions
         self._rt = runtime(self.settings)
+        for sv in versions.values():
+            self._count_in_batcher(sv)
+        self._versions = versions
         self._publish_info()
         self.not_ready_reason = self._unservable = None
         self.ready = True
@@ -388,6 +390,7 @@ class ModelEndpoint:
                 )
                 continue
             self._failed.pop(role, None)
+            self._count_in_batcher(fresh)
             self._versions = {**self._versions, role: fresh}  # one assignment: atomic for readers
             swapped[role] = version
             current.retire()  # its batcher answers what it holds, then its files go
@@ -396,6 +399,20 @@ class ModelEndpoint:
             self._publish_info()
             refreeze_heap()  # the old version's cycles were frozen with the heap
         return swapped
+
+    def _count_in_batcher(self, sv: ServedVersion) -> None:
+        """Count ``sv``'s predictions in ``/metrics`` once per model call (its batcher's ``after``), not per
+        request: a batch of 32 requests is one histogram update, not 32."""
+        if self._rt is None:
+            return
+        metrics, name, version = self._rt.metrics, self.name, sv.version
+        regression_ok = sv.loaded.classes is None
+
+        def count(result: Prediction) -> None:
+            preds = result.predictions
+            metrics.count_predictions(name, version, preds, regression=regression_ok and preds.dtype.kind == "f")
+
+        sv.batcher.after = count
 
     def _publish_info(self) -> None:
         if self._rt is None:
@@ -516,12 +533,8 @@ class ModelEndpoint:
             raise
         finally:
             rt.metrics.observe_request(self.name, sv.version if sv else "", kind, status, time.perf_counter() - start)
-        preds = result.predictions
-        rt.metrics.count_predictions(
-            self.name, sv.version, preds, regression=sv.loaded.classes is None and preds.dtype.kind == "f"
-        )
         if log.isEnabledFor(logging.DEBUG):  # no per-request logging cost at INFO
-            log.debug("answered %d rows over %s", len(preds), kind)
+            log.debug("answered %d rows over %s", len(result.predictions), kind)
         if rt.payloads is not None:
             self._log_payload(rt, sv, kind, request_id, x, result)
         return sv, request_id, result

@@ -195,3 +195,33 @@ def test_an_unservable_model_leaves_the_endpoint_not_ready_with_the_reason(wine_
     finally:
         MlflowClient().set_registered_model_alias("wine", "champion", "1")
         endpoint.stop()
+
+
+def test_predictions_are_counted_once_per_row_when_requests_are_batched(wine_env, tmp_path, monkeypatch):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    s = _settings(tmp_path, monkeypatch)
+    endpoint = ModelEndpoint("models:/wine@champion", s)
+    endpoint.load()
+    rows = wine_env.X.iloc[:3].values.tolist()
+
+    async def calls():
+        bodies = [{"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64",
+                               "data": rows}]} for _ in range(40)]
+        return await asyncio.gather(*(endpoint.answer_json("v2-rest", b, {}) for b in bodies))
+
+    def counted() -> float:  # the process's metrics: other tests' requests count there too
+        body, _ = endpoint._rt.metrics.render_latest()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == "mlcycle_predictions_total" and sample.labels.get("model") == "wine"
+        )
+
+    before = counted()
+    answers = asyncio.run(calls())
+    batcher = endpoint.versions["champion"].batcher
+    assert len(answers) == 40 and batcher.calls < 40  # the requests shared model calls
+    assert counted() - before == 40 * len(rows)
+    endpoint.stop()
