@@ -8,8 +8,9 @@ KServe 0.21 has no public way to do these, so its servers are subclassed here:
   worker writes its payload log when it stops.
 - :class:`PredictorMultiProcessServer` runs that server in KServe's workers (``_rest_server``) and
   replaces only those that exit (``RESTServerProcess._process``): KServe killed workers still importing.
-- :class:`PredictorGRPCServer` serves gRPC on ``host:port`` with mlcycle's errors and metadata, no
-  per-call log line (``_server``, ``_port``, ``_data_plane``, ``_kwargs``).
+- :class:`PredictorGRPCServer` serves gRPC on ``host:port`` with mlcycle's errors, metadata and
+  ``ModelInfer`` (:mod:`inference.grpc_v2`), no per-call log line (``_server``, ``_port``,
+  ``_data_plane``, ``_kwargs``).
 - :class:`PredictorServer` is ``ModelServer.start`` with those (``ModelServer.stop`` reads
   ``_rest_server``, ``_rest_multiprocess_server``, ``_grpc_server``); :func:`v2_inputs` reads
   ``InferInput._raw_data`` (gRPC's raw contents).
@@ -38,6 +39,7 @@ from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 
+from inference.grpc_v2 import model_infer
 from inference.routes import register_routes
 from mlcycle.errors import InvalidInputError, MlcycleError
 from mlcycle.serving.protocol import GRPC_CODES
@@ -150,8 +152,15 @@ class MlcycleErrorInterceptor(ExceptionToStatusInterceptor):
 
 
 class PredictorServicer(InferenceServicer):
-    """ModelMetadata from our metadata, its ``parameters`` dropped (KServe's passed the REST dicts to the
-    protobuf, which has no field for them: every call was INTERNAL); ServerReady from the models'."""
+    """ModelInfer straight to the endpoint (:mod:`inference.grpc_v2`); ModelMetadata from our metadata,
+    its ``parameters`` dropped (KServe's passed the REST dicts to the protobuf, which has no field for
+    them: every call was INTERNAL); ServerReady from the models'."""
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        model = self._data_plane.model_registry.get_model(request.model_name)
+        if model is None or not hasattr(model, "endpoint"):
+            return await super().ModelInfer(request, context)  # KServe's NOT_FOUND (or another kind of model)
+        return await model_infer(model.endpoint, request, context)
 
     async def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802 (the gRPC method name)
         """Ready when every served model is, as REST's ``/v2/health/ready`` (KServe's: always ready)."""

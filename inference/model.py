@@ -1,6 +1,7 @@
 """The KServe model: a small :class:`kserve.Model` over :class:`mlcycle.serving.endpoint.ModelEndpoint`,
 which does the loading, alias following, routing, decoding and encoding. This class maps KServe's calls
-onto it: lifecycle, readiness, and the :class:`~kserve.protocol.infer_type.InferRequest` s of gRPC."""
+onto it: lifecycle, readiness, and the :class:`~kserve.protocol.infer_type.InferRequest` s of the
+binary REST extension (and of KServe's own gRPC servicer, which ours bypasses: :mod:`inference.grpc_v2`)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ class MlflowModel(Model):
     async def infer(
         self, body: Any, headers: Any = None, version: str | None = None, *, authenticated: bool = False
     ) -> tuple[Any, dict[str, str]]:
-        """A v2 request as KServe's gRPC servicer (or our binary REST route) hands it over; v1 and v2 JSON
-        take the REST routes' fast path (inference.routes) straight to the endpoint."""
+        """A v2 request as our binary REST route (or KServe's gRPC servicer) hands it over; v1 and v2 JSON
+        take the REST routes' fast path (inference.routes), gRPC its own (inference.grpc_v2)."""
         headers = headers or {}
         if not authenticated:
             self.endpoint.authenticate(headers)

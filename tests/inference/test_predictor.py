@@ -118,6 +118,16 @@ def test_grpc_equals_sklearn(predictor, wine):
         got_proba = np.frombuffer(raw[outputs["probabilities"]], dtype=np.float64).reshape(-1, 3)
         np.testing.assert_array_equal(got_preds, preds)
         np.testing.assert_allclose(got_proba, proba, rtol=0, atol=TOLERANCE)
+        assert response.id == "grpc-1" and len(raw) == len(response.outputs)  # raw for every output
+        # model_version addresses that version (as REST's /versions/{v}); outputs select outputs
+        request.model_version = version
+        request.outputs.add(name="probabilities")
+        only = stub.ModelInfer(request, timeout=10)
+        assert [o.name for o in only.outputs] == ["probabilities"] and only.model_version == version
+        request.model_version = "999"
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(request, timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND and "version 999 is not served" in e.value.details()
         bad = pb.ModelInferRequest(
             model_name="wine",
             inputs=[

@@ -116,21 +116,26 @@ def v2_json_response(
     name: str, version: str, result: Prediction, request_id: str, wanted: set[str] | None
 ) -> dict[str, Any]:
     """A v2 REST response body with the outputs asked for (all by default)."""
-    available = result.outputs()
-    if wanted is not None:
-        unknown = wanted - set(available)
-        if unknown:
-            raise InvalidInputError(
-                f"unknown output(s) {', '.join(map(repr, sorted(unknown)))}; this model has "
-                f"{', '.join(map(repr, available))}",
-                field="outputs",
-            )
     outputs = [
         {"name": k, "shape": list(v.shape), "datatype": v2_datatype(v), "data": jsonable(v.ravel())}
-        for k, v in available.items()
-        if wanted is None or k in wanted
+        for k, v in selected_outputs(result, wanted).items()
     ]
     return {"id": request_id, "model_name": name, "model_version": version, "outputs": outputs}
+
+
+def selected_outputs(result: Prediction, wanted: set[str] | None) -> dict[str, np.ndarray]:
+    """The outputs a request asked for, in the model's order (all for None); an unknown name is a 400."""
+    available = result.outputs()
+    if wanted is None:
+        return available
+    unknown = wanted - set(available)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown output(s) {', '.join(map(repr, sorted(unknown)))}; this model has "
+            f"{', '.join(map(repr, available))}",
+            field="outputs",
+        )
+    return {k: v for k, v in available.items() if k in wanted}
 
 
 def v2_output_tensors(result: Prediction) -> list[tuple[str, list[int], str, Any]]:
