@@ -34,8 +34,9 @@ from tests.inference.conftest import REPO, clean_environ
 # order kserve_private.py relies on, as read in kserve 0.21.0.
 PINNED = {
     "RESTServer.__init__": "c85b4ca79cab7f7c",  # self.config (uvicorn.Config), self.access_log_format
-    "RESTServer.run": "aec949cefa2b0162",  # create_application() then serve: the worker entry point
-    "RESTServer.start": "5889df83b6d57baa",  # create_application() then serve: the single process
+    # create_application() then serve (which loads config.app, set by ours): the worker entry point
+    "RESTServer.run": "aec949cefa2b0162",
+    "RESTServer.start": "5889df83b6d57baa",  # the same for the single process
     "RESTServer._register_endpoints": "841b714394633cb5",  # KServe's routes, called after ours
     "RESTServer._add_exception_handlers": "ca0a28c1b356a6eb",
     "RESTServer._add_middlewares": "eb71860ac9500c56",  # only with --access_log_format
@@ -118,12 +119,13 @@ def test_the_rest_server_binds_our_host_and_the_multiprocess_server_runs_it():
 def test_the_app_answers_with_our_routes_before_kserves():
     """KServe's app with our routes, the body limit and its handlers, called in this process (ASGI)."""
     dataplane, extension = _servers()
-    PredictorRESTServer(
+    rest = PredictorRESTServer(
         "kserve.model_server:app", dataplane, extension, 8125, host="127.0.0.1", max_body_bytes=1000
-    ).create_application()
+    )
+    rest.create_application()
 
     async def calls() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=model_server.app)
+        transport = httpx.ASGITransport(app=rest.config.app)  # what uvicorn serves
         async with httpx.AsyncClient(transport=transport, base_url="http://predictor") as client:
             return [
                 await client.post("/v1/models/nope:explain", json={}),  # ours: a JSON 404, not KServe's
@@ -137,8 +139,10 @@ def test_the_app_answers_with_our_routes_before_kserves():
     from inference.routes import FastLane
     from mlcycle.serving.limits import BodyLimitMiddleware
 
-    layers = [m.cls for m in model_server.app.user_middleware]
-    assert layers.index(BodyLimitMiddleware) < layers.index(FastLane)  # outermost first
+    # uvicorn serves the body limit, then the lane, then FastAPI's app (not wrapped again)
+    assert isinstance(rest.config.app, BodyLimitMiddleware) and isinstance(rest.config.app.app, FastLane)
+    assert rest.config.app.app.app is model_server.app
+    assert not {BodyLimitMiddleware, FastLane} & {m.cls for m in model_server.app.user_middleware}
     assert live.status_code == 200 and live.json() == {"live": True}
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from mlcycle.serving.batching import AdaptiveBatcher
 from mlcycle.serving.predict import Prediction
-from mlcycle.serving.schema import Columns, V2Input, decode_v2, make_schema
+from mlcycle.serving.schema import NUMPY_TO_V2, Columns, V2Input, decode_v2, make_schema, v2_datatype
 
 
 def _columns(i: int, n: int = 2, **extra) -> Columns:
@@ -92,3 +92,16 @@ def test_a_model_writing_into_its_numeric_frame_leaves_the_request_as_logged():
     frame.iloc[0, 0] = 99.0
     frame.loc[1, "b"] = -1.0
     np.testing.assert_array_equal(x, [[1.0, 2.0], [3.0, 4.0]])
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_TO_V2))
+def test_an_outputs_v2_datatype_follows_its_dtype_in_either_byte_order(name):
+    dtype = np.dtype(name)
+    assert v2_datatype(np.zeros(2, dtype=dtype)) == NUMPY_TO_V2[name]
+    assert v2_datatype(np.zeros(2, dtype=dtype.newbyteorder(">"))) == NUMPY_TO_V2[name]
+
+
+@pytest.mark.parametrize("array", [np.array(["a"], dtype=object), np.array(["ab"]), np.array([b"x"]),
+                                   np.array(["2024-01-01"], dtype="datetime64[ns]")])
+def test_anything_not_numeric_is_bytes(array):
+    assert v2_datatype(array) == "BYTES"

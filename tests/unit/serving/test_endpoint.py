@@ -225,3 +225,16 @@ def test_predictions_are_counted_once_per_row_when_requests_are_batched(wine_env
     assert len(answers) == 40 and batcher.calls < 40  # the requests shared model calls
     assert counted() - before == 40 * len(rows)
     endpoint.stop()
+
+
+@pytest.mark.parametrize("shape", [[True], [1, False], [1.0, 1], [1, 1, "2"], "1", [[1]], None])
+def test_a_shape_that_is_not_a_list_of_integers_is_refused_naming_the_input(shape):
+    with pytest.raises(InvalidInputError, match="input 'a': shape must be a list of integers") as e:
+        protocol.v2_json_inputs({"inputs": [{"name": "a", "shape": shape, "datatype": "FP64", "data": [1]}]})
+    assert e.value.field == "a"
+
+
+@pytest.mark.parametrize("shape", [[], [1], [1, 1], [2, 3, 4]])
+def test_a_list_of_integers_is_a_shape(shape):
+    (got,) = protocol.v2_json_inputs({"inputs": [{"name": "a", "shape": shape, "datatype": "FP64", "data": [1]}]})
+    assert got.shape == shape
