@@ -515,7 +515,7 @@ def start_noop(procs: Processes, models: dict[str, BenchModel], work: Path, time
     served = {key: m.registered for key, m in models.items()}
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, list(served.values()), proc, log_path, timeout)
-    note = "FastAPI + uvicorn, infer answered in front of the router as the predictor's is; parses the v2 body"
+    note = "FastAPI + uvicorn, infer answered in front of FastAPI's app as the predictor's is; parses the v2 body"
     return Server(NOOP, base, served, proc, note=note + ", fixed answer")
 
 

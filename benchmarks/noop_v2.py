@@ -50,7 +50,8 @@ async def ready(request: Request) -> Response:
 
 
 class NoopLane:
-    """``POST /v2/models/{name}/infer`` answered in front of the router, as the predictor's FastLane does."""
+    """``POST /v2/models/{name}/infer`` answered in front of FastAPI's app (its middleware stack and router),
+    as the predictor's FastLane is."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -80,13 +81,11 @@ def _is_v2(payload) -> bool:
     )
 
 
-def app(router: bool = False) -> FastAPI:
+def app(router: bool = False):
     application = FastAPI()
     application.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
     application.add_route("/v2/models/{model_name}/ready", ready, methods=["GET"])
-    if not router:
-        application.add_middleware(NoopLane)
-    return application
+    return application if router else NoopLane(application)
 
 
 def main() -> None:
