@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: the predictor's own path matching
-from inference.routes import hot_route  # noqa: E402
+from inference.routes import _read_body, hot_route  # noqa: E402
+from mlcycle.serving.limits import DEFAULT_MAX_BODY_BYTES  # noqa: E402
 
 ANSWER = orjson.dumps(
     {
@@ -60,14 +61,10 @@ class NoopLane:
         if scope["type"] != "http" or scope["method"] != "POST" or hot_route(scope["path"]) is None:
             await self.app(scope, receive, send)
             return
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        payload = orjson.loads(b"".join(chunks))
+        body = await _read_body(receive, DEFAULT_MAX_BODY_BYTES)  # the predictor's own reading, limit included
+        if body is None:
+            return
+        payload = orjson.loads(body)
         status, body = (200, ANSWER) if _is_v2(payload) else (400, REFUSED)
         headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": headers})

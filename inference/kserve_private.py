@@ -87,18 +87,22 @@ class PredictorRESTServer(RESTServer):
     def create_application(self) -> None:
         """KServe's FastAPI app with our routes, and the ASGI app uvicorn serves (``config.app``).
 
-        That is the body limit, then :class:`~inference.routes.FastLane` for the hot routes, then the
-        FastAPI app (whose own stack, Starlette's ServerErrorMiddleware and FastAPI's telemetry and body
-        limit layers, cost a tenth of a 1-row request). With ``--access_log_format`` KServe's timing and
-        access log must see every request, so the lane goes inside them, innermost of the app's
-        middlewares, instead.
+        That is :class:`~inference.routes.FastLane` for the hot routes (applying the body limit itself),
+        then the body limit for everything else, then the FastAPI app (whose own stack, Starlette's
+        ServerErrorMiddleware and FastAPI's telemetry and body limit layers, cost a tenth of a 1-row
+        request). With ``--access_log_format`` KServe's timing and access log must see every request, so
+        the lane goes inside them, innermost of the app's middlewares, instead.
         """
         from kserve.model_server import app
 
         from inference.routes import FastLane
         from mlcycle.serving.limits import BodyLimitMiddleware
 
-        lane = {"registry": self.dataplane.model_registry, "exception_handlers": app.exception_handlers}
+        lane = {
+            "registry": self.dataplane.model_registry,
+            "exception_handlers": app.exception_handlers,
+            "max_body_bytes": self.max_body_bytes,
+        }
         if self.access_log_format:  # KServe's timing and access log, as asked for
             app.add_middleware(FastLane, **lane)
             self._add_middlewares(app)
@@ -106,7 +110,7 @@ class PredictorRESTServer(RESTServer):
             self.config.app = app
         else:
             _silence_access_log()
-            self.config.app = BodyLimitMiddleware(FastLane(app, **lane), max_bytes=self.max_body_bytes)
+            self.config.app = FastLane(BodyLimitMiddleware(app, max_bytes=self.max_body_bytes), **lane)
         register_routes(app, self.dataplane.model_registry)
         self._register_endpoints(app)  # KServe's routes; ours, registered first, take precedence
         self._add_exception_handlers(app)
@@ -242,9 +246,16 @@ class PredictorServer(ModelServer):
                 kwargs=self.options, grace_period=self.grace_period,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
-        self.setup_event_loop()
-        self.register_signal_handler()
-        try:
-            asyncio.run(self._serve())
-        finally:
-            close_payloads()  # the single-process server's rows (workers close their own)
+        # The loop uvicorn would pick for --event_loop (auto: uvloop when installed), as each of the
+        # --workers N processes already gets from uvicorn's own run(). KServe ran the single-process
+        # server under asyncio.run(), always the pure-Python loop: its transports took a third of a
+        # 1-row request. The executor and exception handler go on the loop that runs (KServe set them on
+        # the one get_event_loop() returned before asyncio.run made another).
+        with asyncio.Runner(loop_factory=rest.config.get_loop_factory()) as runner:
+            asyncio.set_event_loop(runner.get_loop())
+            self.setup_event_loop()
+            self.register_signal_handler()
+            try:
+                runner.run(self._serve())
+            finally:
+                close_payloads()  # the single-process server's rows (workers close their own)

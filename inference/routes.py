@@ -26,8 +26,9 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest
 from starlette.datastructures import Headers
 
-from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotFoundError
+from mlcycle.errors import InvalidInputError, MlcycleError, ModelNotFoundError, PayloadTooLargeError
 from mlcycle.serving import protocol
+from mlcycle.serving.limits import DEFAULT_MAX_BODY_BYTES, declared_length_error, send_error, too_large
 from mlcycle.serving.runtime import metrics_body
 
 JSON = "application/json"
@@ -67,12 +68,22 @@ class FastLane:
         registry: KServe's model repository (the served models).
         exception_handlers: the FastAPI app's own mapping (read at each error, so handlers added after
             this layer was built count): an exception becomes the response its handler gives.
+        max_body_bytes: the body limit, applied here as :class:`~mlcycle.serving.limits.BodyLimitMiddleware`
+            applies it to the rest of the app (the same 400/413 answers), without wrapping ``receive`` and
+            ``send`` of every hot request in two more coroutines.
     """
 
-    def __init__(self, app: Any, registry: ModelRepository, exception_handlers: Mapping) -> None:
+    def __init__(
+        self,
+        app: Any,
+        registry: ModelRepository,
+        exception_handlers: Mapping,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         self.app = app
         self.registry = registry
         self.exception_handlers = exception_handlers
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         route = hot_route(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -88,12 +99,19 @@ class FastLane:
             await self.app(scope, receive, send)  # the routes' own 404, or the binary extension
             return
         endpoint = found.endpoint
+        refused = declared_length_error(scope, self.max_body_bytes)
+        if refused is not None:
+            await send_error(send, refused)
+            return
         try:
             endpoint.authenticate(headers)  # before a byte of the body is read
-            body = await _read_body(receive)
+            body = await _read_body(receive, self.max_body_bytes)
             if body is None:
                 return  # the client went away: nobody to answer
             content, extra = await answer_body(endpoint, kind, body, headers, version)
+        except PayloadTooLargeError as exc:  # what BodyLimitMiddleware answers (the connection closes)
+            await send_error(send, exc)
+            return
         except Exception as exc:  # noqa: BLE001 - answered as the app's handler for it answers
             await self._answer_error(scope, receive, send, exc)
             return
@@ -111,20 +129,30 @@ class FastLane:
         await response(scope, receive, send)
 
 
-async def _read_body(receive: Any) -> bytes | None:
-    """The request body (None if the client disconnected first)."""
+async def _read_body(receive: Any, max_bytes: int) -> bytes | None:
+    """The request body (None if the client disconnected first).
+
+    Raises:
+        PayloadTooLargeError: the bytes received passed ``max_bytes`` (at most one chunk more is held).
+    """
     message = await receive()
     if message["type"] == "http.disconnect":
         return None
     body = message.get("body", b"")
+    if len(body) > max_bytes:
+        raise too_large(max_bytes)
     if not message.get("more_body", False):
         return body
-    chunks = [body]
+    chunks, received = [body], len(body)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise too_large(max_bytes)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 

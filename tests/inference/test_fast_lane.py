@@ -187,3 +187,25 @@ def test_an_exception_without_a_handler_is_raised():
     lane, _ = _lane(Endpoint(fail=ZeroDivisionError("boom")), handlers={})
     with pytest.raises(ZeroDivisionError):
         _post(lane, "/v2/models/wine/infer", json={})
+
+
+def test_the_body_limit_holds_on_the_hot_routes_before_the_endpoint_sees_the_body():
+    endpoint = Endpoint()
+    registry = SimpleNamespace(get_model=lambda name: SimpleNamespace(endpoint=endpoint))
+    handlers = {Exception: _generic, MlcycleError: mlcycle_error_handler}
+    lane = FastLane(Inner(), registry, handlers, max_body_bytes=64)
+    declared = _post(lane, "/v2/models/wine/infer", content=b"x" * 65)  # Content-Length says too much
+    assert declared.status_code == 413 and declared.json()["field"] == "body"
+    assert declared.headers["connection"] == "close"
+
+    async def stream():  # no length: refused once the bytes received pass the limit
+        for _ in range(10):
+            yield b"y" * 20
+
+    chunked = _post(lane, "/v1/models/wine:predict", content=stream())
+    assert chunked.status_code == 413 and "64 bytes" in chunked.json()["error"]
+    bad = _post(lane, "/v2/models/wine/infer", content=b"{}", headers={"content-length": "-1"})
+    assert bad.status_code == 400 and bad.json()["field"] == "content-length"
+    assert endpoint.calls == []
+    fits = _post(lane, "/v2/models/wine/infer", content=b'{"inputs": []}')
+    assert fits.status_code == 200 and len(endpoint.calls) == 1

@@ -135,12 +135,13 @@ def test_the_app_answers_with_our_routes_before_kserves():
 
     explain, too_big, live = asyncio.run(calls())
     assert explain.status_code == 404 and explain.json()["field"] == "model", explain.text
-    assert too_big.status_code == 413, too_big.text  # the hot route's FastLane sits inside the body limit
+    assert too_big.status_code == 413, too_big.text  # a model not served here: the body limit behind the lane
     from inference.routes import FastLane
     from mlcycle.serving.limits import BodyLimitMiddleware
 
-    # uvicorn serves the body limit, then the lane, then FastAPI's app (not wrapped again)
-    assert isinstance(rest.config.app, BodyLimitMiddleware) and isinstance(rest.config.app.app, FastLane)
+    # uvicorn serves the lane (with its own body limit), then the body limit, then FastAPI's app (not wrapped again)
+    assert isinstance(rest.config.app, FastLane) and isinstance(rest.config.app.app, BodyLimitMiddleware)
+    assert rest.config.app.max_body_bytes == rest.config.app.app.max_bytes
     assert rest.config.app.app.app is model_server.app
     assert not {BodyLimitMiddleware, FastLane} & {m.cls for m in model_server.app.user_middleware}
     assert live.status_code == 200 and live.json() == {"live": True}

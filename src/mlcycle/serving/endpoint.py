@@ -496,9 +496,8 @@ class ModelEndpoint:
             sv, _, result = await self.answer(kind, headers, given_id, version, protocol.v1_instances(payload))
             return protocol.v1_response(self.name, sv.version, result), protocol.response_headers(sv.version, sv.role)
         given_id = payload.get("id") or headers.get("x-request-id")
-        inputs = protocol.v2_json_inputs(payload)
         wanted = protocol.requested_outputs(payload)
-        sv, request_id, result = await self.answer(kind, headers, given_id, version, inputs)
+        sv, request_id, result = await self.answer(kind, headers, given_id, version, payload)
         body = protocol.v2_json_response(self.name, sv.version, result, request_id, wanted)
         return body, protocol.response_headers(sv.version, sv.role)
 
@@ -507,7 +506,8 @@ class ModelEndpoint:
     ) -> tuple[ServedVersion, str, Prediction]:
         """Route, decode, predict (micro-batched); count and log. The one request path of every protocol.
 
-        ``inputs`` are v1 rows (``kind`` ``v1``) or :class:`~mlcycle.serving.schema.V2Input` s.
+        ``inputs`` are v1 rows (``kind`` ``v1``), a v2 JSON request body (a dict, decoded by
+        :func:`~mlcycle.serving.protocol.decode_v2_json`) or :class:`~mlcycle.serving.schema.V2Input` s.
         """
         start = time.perf_counter()
         rt = self._check_ready()
@@ -520,8 +520,12 @@ class ModelEndpoint:
             # Every log line of this request (its task's context) carries its id, model and version.
             logs.bind_request(request_id, self.name, sv.version)
             limit = self.settings.serving_max_rows
-            decode = decode_v1 if kind == "v1" else decode_v2
-            x = decode(inputs, sv.loaded.schema, max_rows=limit)
+            if kind == "v1":
+                x = decode_v1(inputs, sv.loaded.schema, max_rows=limit)
+            elif type(inputs) is dict:
+                x = protocol.decode_v2_json(inputs, sv.loaded.schema, max_rows=limit)
+            else:
+                x = decode_v2(inputs, sv.loaded.schema, max_rows=limit)
             result: Prediction = await sv.batcher.submit(x)
             status = 200
         except MlcycleError as e:

@@ -36,22 +36,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = None
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                declared = value
-                break
-        if declared is not None:
-            try:
-                length = int(declared)
-                if length < 0:
-                    raise ValueError(declared)
-            except ValueError:
-                await _send_error(send, InvalidInputError("bad Content-Length header", field="content-length"))
-                return
-            if length > self.max_bytes:
-                await _send_error(send, self._too_large())
-                return
+        error = declared_length_error(scope, self.max_bytes)
+        if error is not None:
+            await send_error(send, error)
+            return
         received = 0
         started = False
 
@@ -61,7 +49,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise self._too_large()
+                    raise too_large(self.max_bytes)
             return message
 
         async def tracking_send(message: dict) -> None:
@@ -75,15 +63,32 @@ class BodyLimitMiddleware:
         except PayloadTooLargeError as e:  # raised in a route that did not turn it into a response itself
             if started:
                 raise
-            await _send_error(send, e)
-
-    def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(
-            f"the request body is larger than {self.max_bytes} bytes (MLCYCLE_SERVING_MAX_BODY_BYTES)", field="body"
-        )
+            await send_error(send, e)
 
 
-async def _send_error(send: Any, error: MlcycleError) -> None:
+def declared_length_error(scope: dict, max_bytes: int) -> MlcycleError | None:
+    """The 400 (malformed) or 413 (over ``max_bytes``) a request's ``Content-Length`` earns, else None."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                length = int(value)
+                if length < 0:
+                    raise ValueError(value)
+            except ValueError:
+                return InvalidInputError("bad Content-Length header", field="content-length")
+            return too_large(max_bytes) if length > max_bytes else None
+    return None
+
+
+def too_large(max_bytes: int) -> PayloadTooLargeError:
+    """The 413 for a body over ``max_bytes``."""
+    return PayloadTooLargeError(
+        f"the request body is larger than {max_bytes} bytes (MLCYCLE_SERVING_MAX_BODY_BYTES)", field="body"
+    )
+
+
+async def send_error(send: Any, error: MlcycleError) -> None:
+    """``error`` as its JSON answer, closing the connection (a refused body may be partly unread)."""
     body = orjson.dumps(error.to_dict())
     await send(
         {

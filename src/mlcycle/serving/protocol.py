@@ -14,7 +14,7 @@ import orjson
 
 from mlcycle.errors import InvalidInputError
 from mlcycle.serving.predict import Prediction
-from mlcycle.serving.schema import V2Input, v2_datatype
+from mlcycle.serving.schema import InputSchema, V2Input, decode_v2, decode_v2_json_columns, v2_datatype
 
 VERSION_HEADER = "x-mlcycle-model-version"
 ROLE_HEADER = "x-mlcycle-model-role"
@@ -90,6 +90,17 @@ def v2_json_inputs(payload: dict) -> list[V2Input]:
             raise InvalidInputError(f"input {name!r}: datatype must be a string", field=name)
         inputs.append(V2Input(name, shape, item["datatype"], item["data"]))
     return inputs
+
+
+def decode_v2_json(payload: dict, schema: InputSchema, *, max_rows: int) -> Any:
+    """A v2 JSON request's inputs as the model's input: the usual column request in one pass
+    (:func:`~mlcycle.serving.schema.decode_v2_json_columns`), anything else checked input by input
+    (:func:`v2_json_inputs`) and decoded by :func:`~mlcycle.serving.schema.decode_v2`, whose 400s name
+    the field."""
+    x = decode_v2_json_columns(payload.get("inputs"), schema, max_rows=max_rows)
+    if x is not None:
+        return x
+    return decode_v2(v2_json_inputs(payload), schema, max_rows=max_rows)
 
 
 def _int_list(shape: Any) -> bool:

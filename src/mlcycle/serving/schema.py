@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -108,11 +111,12 @@ class InputSchema:
     index: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     optional: tuple[bool, ...] = ()
 
-    @property
+    @cached_property
     def is_numeric(self) -> bool:
         """True when every column is a required number: requests decode to one float ``[N, F]`` array.
 
         Otherwise (strings, datetimes, binary, optional columns) they decode to a typed DataFrame.
+        Computed once (every request asks).
         """
         return self.is_tensor or (all(t in NUMERIC_MLFLOW for t in self.types) and not any(self.optional))
 
@@ -127,10 +131,17 @@ class InputSchema:
     def n_features(self) -> int:
         return len(self.columns)
 
-    @property
+    @cached_property
     def integral(self) -> np.ndarray:
-        """Boolean mask of columns whose values must be whole numbers."""
-        return np.array([t in INTEGRAL_MLFLOW for t in self.types], dtype=bool)
+        """Boolean mask of columns whose values must be whole numbers (computed once; read-only)."""
+        mask = np.array([t in INTEGRAL_MLFLOW for t in self.types], dtype=bool)
+        mask.flags.writeable = False
+        return mask
+
+    @cached_property
+    def has_integral(self) -> bool:
+        """Whether any column takes only whole numbers."""
+        return bool(self.integral.any())
 
 
 def make_schema(
@@ -350,18 +361,21 @@ def _check_values(x: np.ndarray, schema: InputSchema, *, allow_nan: bool) -> Non
     if allow_nan:
         bad = np.isinf(x)
         problem = "infinite"
+        found = bad.any()
     else:
-        bad = ~np.isfinite(x)
+        finite = np.isfinite(x)
+        found = not finite.all()
+        bad = ~finite if found else finite
         problem = "NaN or infinite"
-    if bad.any():
+    if found:
         row, col = (int(v) for v in np.argwhere(bad)[0])
         name = schema.columns[col] if col < schema.n_features else str(col)
         raise InvalidInputError(
             f"column {name!r} has a {problem} value (first at row {row}); values must be finite numbers",
             field=name,
         )
-    mask = schema.integral
-    if mask.any():
+    if schema.has_integral:
+        mask = schema.integral
         sub = x[:, mask]
         frac = (sub != np.floor(sub)) & np.isfinite(sub)
         if frac.any():
@@ -457,6 +471,51 @@ def decode_v2(
             )
         x[:, schema.index[inp.name]] = arr
     _check_values(x, schema, allow_nan=allow_nan)
+    return x
+
+
+_V2_TENSOR = itemgetter("name", "shape", "datatype", "data")
+_LISTS, _INTS = {list}, {int}
+
+
+def decode_v2_json_columns(raw: Any, schema: InputSchema, *, max_rows: int = DEFAULT_MAX_ROWS) -> np.ndarray | None:
+    """The usual v2 JSON request of a numeric column model, decoded in one pass over the parsed JSON.
+
+    ``raw`` is the request's ``inputs`` as parsed: one ``{"name", "shape", "datatype", "data"}`` object per
+    signature column, in the signature's order, all of one shape ``[N]`` or ``[N, 1]`` (plain ints,
+    ``0 < N <= max_rows``), numeric datatypes and list data — what clients send. The result is the array
+    :func:`decode_v2` gives for the same request, with the same value checks (their errors included).
+    Anything else gives ``None`` and the request takes :func:`decode_v2`, which names what is wrong; no
+    :class:`V2Input` is built on this path (13 columns: ~15 µs instead of ~100).
+    """
+    if type(raw) is not list or schema.is_tensor or not schema.is_numeric:
+        return None
+    columns = schema.columns
+    if len(raw) != len(columns):
+        return None
+    try:  # C loops over the inputs, not a Python one: a 1-row request is mostly this bookkeeping
+        names, shapes, datatypes, data = zip(*map(_V2_TENSOR, raw), strict=True)
+    except (KeyError, TypeError):  # an input that is not an object, or lacks one of the four
+        return None
+    if names != columns or not NUMERIC_V2.issuperset(datatypes) or set(map(type, data)) != _LISTS:
+        return None
+    shape = shapes[0]
+    if type(shape) is not list or not 1 <= len(shape) <= 2 or shapes.count(shape) != len(shapes):
+        return None
+    # [1, True] == [1, 1]: a bool dimension is caught by type, and goes on to decode_v2's 400
+    if set(map(type, chain.from_iterable(shapes))) != _INTS:
+        return None
+    n = shape[0]
+    if not 0 < n <= max_rows or (len(shape) == 2 and shape[1] != 1):
+        return None
+    try:
+        block = np.array(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if block.size != len(columns) * n:
+        return None
+    x = block.reshape(1, -1) if n == 1 else np.ascontiguousarray(block.reshape(len(columns), n).T)
+    _check_values(x, schema, allow_nan=False)
     return x
 
 
