@@ -47,7 +47,7 @@ def grpc_inputs(request: Any) -> list[V2Input]:
                 raise InvalidInputError(
                     f"input {t.name!r}: contents and raw_input_contents are exclusive", field=t.name
                 )
-            data = _raw_array(t.name, shape, t.datatype, raw[i])
+            data = raw_array(t.name, shape, t.datatype, raw[i])
         else:
             try:
                 data = get_content(t.datatype, t.contents)
@@ -57,7 +57,9 @@ def grpc_inputs(request: Any) -> list[V2Input]:
     return inputs
 
 
-def _raw_array(name: str, shape: list[int], datatype: str, data: bytes) -> np.ndarray:
+def raw_array(name: str, shape: list[int], datatype: str, data: bytes) -> np.ndarray:
+    """One input's raw bytes as numpy of ``shape`` (BYTES: 4-byte length + bytes each); a 400 naming
+    the input when they do not fit the shape and datatype, or the datatype is unknown."""
     dtype = to_np_dtype(datatype)
     if dtype is None:
         raise InvalidInputError(f"input {name!r}: unknown datatype {datatype!r}", field=name)

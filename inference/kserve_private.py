@@ -30,7 +30,6 @@ from google.protobuf import json_format
 from grpc import StatusCode, aio
 from kserve import ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
-from kserve.errors import InvalidInput as KServeInvalidInput
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
@@ -40,9 +39,9 @@ from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 
-from inference.grpc_v2 import model_infer
+from inference.grpc_v2 import model_infer, raw_array
 from inference.routes import register_routes
-from mlcycle.errors import InvalidInputError, MlcycleError
+from mlcycle.errors import MlcycleError
 from mlcycle.serving.protocol import GRPC_CODES
 from mlcycle.serving.runtime import close_payloads, freeze_heap
 from mlcycle.serving.schema import V2Input
@@ -51,19 +50,13 @@ log = logging.getLogger("mlcycle.inference")
 
 
 def v2_inputs(request: InferRequest) -> list[V2Input]:
-    """A v2 request's inputs; binary ones (gRPC raw contents, REST binary extension) as numpy."""
+    """A v2 request's inputs; binary ones (the REST binary extension) as numpy over the received bytes,
+    decoded and checked as gRPC's raw contents are (:func:`inference.grpc_v2.raw_array`)."""
     inputs = []
     for inp in request.inputs:
-        data = inp.data
-        if inp._raw_data is not None:
-            try:
-                data = inp.as_numpy()
-            except (ValueError, TypeError) as e:
-                problem = f"raw data does not match shape {list(inp.shape)} and datatype {inp.datatype}"
-                raise InvalidInputError(f"input {inp.name!r}: {problem}: {e}", field=inp.name) from e
-            except KServeInvalidInput as e:  # an unknown datatype
-                raise InvalidInputError(f"input {inp.name!r}: {e}", field=inp.name) from e
-        inputs.append(V2Input(inp.name, list(inp.shape), inp.datatype, data))
+        shape = list(inp.shape)
+        data = inp.data if inp._raw_data is None else raw_array(inp.name, shape, inp.datatype, inp._raw_data)
+        inputs.append(V2Input(inp.name, shape, inp.datatype, data))
     return inputs
 
 

@@ -208,7 +208,7 @@ def register_routes(app: FastAPI, registry: ModelRepository) -> None:
             return Response(content, headers=extra, media_type=JSON)
         try:  # the binary tensor extension: KServe's decoder, whose KeyError/TypeError/... mean a bad header
             parsed = InferRequest.from_bytes(body, int(binary), m.name)
-        except (ValueError, TypeError, KeyError, IndexError, KServeInvalidInput) as e:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, KServeInvalidInput) as e:
             raise InvalidInputError(f"bad {INFERENCE_CONTENT_LENGTH_HEADER}: {e}", field="body") from e
         result, extra = await m.infer(parsed, dict(headers), version=params.get("model_version"), authenticated=True)
         content, json_length = result.to_rest()
