@@ -245,7 +245,10 @@ class PredictorServer(ModelServer):
         # 1-row request. The executor and exception handler go on the loop that runs (KServe set them on
         # the one get_event_loop() returned before asyncio.run made another).
         with asyncio.Runner(loop_factory=rest.config.get_loop_factory()) as runner:
-            asyncio.set_event_loop(runner.get_loop())
+            loop = runner.get_loop()
+            asyncio.set_event_loop(loop)
+            log.info("event loop: %s.%s (--event_loop %s)", type(loop).__module__, type(loop).__name__,
+                     self.event_loop)
             self.setup_event_loop()
             self.register_signal_handler()
             try:

@@ -313,3 +313,9 @@ def test_explain_is_501_not_a_prediction(predictor):
         assert r.json()["type"] == "NotImplementedOperationError" and "explainer" in r.json()["error"]
         r = c.post("/v1/models/nope:explain", json={"instances": [[13.0] * 13]})
         assert r.status_code == 404 and r.json()["type"] == "ModelNotFoundError"
+
+
+def test_the_single_process_server_runs_on_uvicorn_s_loop(predictor):
+    """``--event_loop auto`` is uvloop when installed, as uvicorn gives each ``--workers N`` process;
+    KServe's own start ran one process on the pure-Python asyncio loop."""
+    assert "event loop: uvloop.Loop (--event_loop auto)" in predictor.log.read_text()
