@@ -49,9 +49,10 @@ class AdaptiveBatcher:
         inline_below_s: a model whose calls average less than this runs on the event loop itself:
             handing a 0.1 ms call to a thread and back costs more than the call (0: always a thread).
         name: for the worker thread's name and logs.
+        after: called with each successful call's whole result (see below).
 
     Must be used from one event loop. ``calls`` and ``rows`` count model calls and rows served.
-    ``after``, when set, is called with each successful call's whole result in the thread that made the
+    ``after``, when given, is called with each successful call's whole result in the thread that made the
     call (once per batch, not per request: the predictor counts predictions there); what it raises is
     logged, never delivered to a request.
     """
@@ -64,6 +65,7 @@ class AdaptiveBatcher:
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         inline_below_s: float = DEFAULT_INLINE_BELOW_S,
         name: str = "model",
+        after: Callable[[Any], None] | None = None,
     ) -> None:
         if max_rows < 1:
             raise ValueError("max_rows must be at least 1")
@@ -83,7 +85,7 @@ class AdaptiveBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._last_batch = 1  # requests combined in the previous call: > 1 means the server is under load
-        self.after: Callable[[Any], None] | None = None
+        self.after = after
         self.calls = 0
         self.rows = 0
 

@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -53,6 +54,7 @@ from mlcycle.serving import protocol
 from mlcycle.serving.auth import RefusalLog
 from mlcycle.serving.batching import AdaptiveBatcher
 from mlcycle.serving.loading import LoadedModel, load_model, resolve_version
+from mlcycle.serving.metrics import ServingMetrics
 from mlcycle.serving.predict import Prediction, predict
 from mlcycle.serving.routing import goes_to_canary, validate_percent
 from mlcycle.serving.runtime import Runtime, refreeze_heap, runtime
@@ -88,12 +90,14 @@ class ServedVersion:
 
     @classmethod
     def load(cls, ref: str, role: str, settings: Settings, name: str) -> ServedVersion:
-        """Download ``ref`` into a directory of its own under ``settings.download_dir`` and build it."""
+        """Download ``ref`` into a directory of its own under ``settings.download_dir`` and build it,
+        its predictions counted in this process's ``/metrics`` under the served ``name``."""
         root = settings.download_dir
         root.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(prefix=f"{name}-{role}-", dir=root))
         try:
-            served = cls.build(load_model(ref, settings, name=name, dst_path=directory), role, settings)
+            loaded = load_model(ref, settings, name=name, dst_path=directory)
+            served = cls.build(loaded, role, settings, metrics=runtime(settings).metrics, name=name)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -101,7 +105,17 @@ class ServedVersion:
         return served
 
     @classmethod
-    def build(cls, loaded: LoadedModel, role: str, settings: Settings) -> ServedVersion:
+    def build(
+        cls,
+        loaded: LoadedModel,
+        role: str,
+        settings: Settings,
+        *,
+        metrics: ServingMetrics | None = None,
+        name: str | None = None,
+    ) -> ServedVersion:
+        """``loaded`` (compiled when it reproduces itself) behind its micro-batcher; with ``metrics``, the
+        batcher counts predictions there once per model call (a batch of 32 requests is one update)."""
         from mlcycle.serving.compiled import compile_loaded
 
         if settings.serving_compile and loaded.compiled is None and not loaded.compile_note:
@@ -111,6 +125,7 @@ class ServedVersion:
             max_rows=settings.serving_batch_max_rows,
             max_wait_s=settings.serving_batch_max_wait_ms / 1000.0,
             name=f"{loaded.served_name}-{loaded.version}",
+            after=None if metrics is None else _prediction_counter(metrics, name or loaded.served_name, loaded),
         )
         meta = v2_metadata(
             loaded.schema,
@@ -120,6 +135,17 @@ class ServedVersion:
         )
         meta["parameters"] = {"runtime": loaded.runtime, "compile": loaded.compile_note or "off"}
         return cls(loaded, role, batcher, loaded.version or "1", meta, list(loaded.schema.columns))
+
+
+def _prediction_counter(metrics: ServingMetrics, name: str, loaded: LoadedModel) -> Callable[[Prediction], None]:
+    """The batcher's ``after``: a model call's predictions counted for ``name`` and the loaded version."""
+    version, regression_ok = loaded.version or "1", loaded.classes is None
+
+    def count(result: Prediction) -> None:
+        preds = result.predictions
+        metrics.count_predictions(name, version, preds, regression=regression_ok and preds.dtype.kind == "f")
+
+    return count
 
 
 class ModelEndpoint:
@@ -209,8 +235,6 @@ class ModelEndpoint:
                 sv.retire()
             raise
         self._rt = runtime(self.settings)
-        for sv in versions.values():
-            self._count_in_batcher(sv)
         self._versions = versions
         self._publish_info()
         self.not_ready_reason = self._unservable = None
@@ -390,7 +414,6 @@ class ModelEndpoint:
                 )
                 continue
             self._failed.pop(role, None)
-            self._count_in_batcher(fresh)
             self._versions = {**self._versions, role: fresh}  # one assignment: atomic for readers
             swapped[role] = version
             current.retire()  # its batcher answers what it holds, then its files go
@@ -399,20 +422,6 @@ class ModelEndpoint:
             self._publish_info()
             refreeze_heap()  # the old version's cycles were frozen with the heap
         return swapped
-
-    def _count_in_batcher(self, sv: ServedVersion) -> None:
-        """Count ``sv``'s predictions in ``/metrics`` once per model call (its batcher's ``after``), not per
-        request: a batch of 32 requests is one histogram update, not 32."""
-        if self._rt is None:
-            return
-        metrics, name, version = self._rt.metrics, self.name, sv.version
-        regression_ok = sv.loaded.classes is None
-
-        def count(result: Prediction) -> None:
-            preds = result.predictions
-            metrics.count_predictions(name, version, preds, regression=regression_ok and preds.dtype.kind == "f")
-
-        sv.batcher.after = count
 
     def _publish_info(self) -> None:
         if self._rt is None:

@@ -148,7 +148,6 @@ def test_the_cost_that_decides_is_the_calls_own_not_the_hand_off():
 
 def test_after_sees_each_call_once_and_its_failure_fails_no_request(caplog):
     rec = Recorder()
-    batcher = AdaptiveBatcher(rec, max_rows=8)
     seen: list[int] = []
 
     def after(result):
@@ -156,7 +155,7 @@ def test_after_sees_each_call_once_and_its_failure_fails_no_request(caplog):
         if len(seen) == 2:
             raise RuntimeError("bookkeeping broke")
 
-    batcher.after = after
+    batcher = AdaptiveBatcher(rec, max_rows=8, after=after)
     xs = [np.full((i % 3 + 1, 2), float(i)) for i in range(10)]
     results = asyncio.run(_run(batcher, rec, xs))
     assert all(isinstance(r, Prediction) for r in results)  # the hook's failure reached no request
@@ -166,9 +165,8 @@ def test_after_sees_each_call_once_and_its_failure_fails_no_request(caplog):
 
 def test_after_counts_the_parts_a_failing_batch_is_split_into():
     rec = Recorder(fail_on=7.0)
-    batcher = AdaptiveBatcher(rec, max_rows=4)
     seen: list[int] = []
-    batcher.after = lambda result: seen.append(len(result.predictions))
+    batcher = AdaptiveBatcher(rec, max_rows=4, after=lambda result: seen.append(len(result.predictions)))
     xs = [np.full((1, 2), float(i)) for i in range(10)]
     results = asyncio.run(_run(batcher, rec, xs))
     answered = sum(isinstance(r, Prediction) for r in results)
