@@ -25,7 +25,10 @@ What it does, in one run on one machine:
 5. Measures the in-process floor just before and after each unloaded cell (the lower p50 counts): the
    estimator's ``predict`` on a plain array, and for reference on a DataFrame and through
    ``mlcycle.serving.predict``.
-6. Prints req/s, p50, p99 per server and cell, then each target of the issue with its ratio.
+6. Compares gRPC with REST for 1-row requests on mlcycle and on the no-op ceiling (which also serves a
+   no-op gRPC ``ModelInfer`` on grpcio, the predictor's gRPC server), both protocols driven by h2load
+   (``benchmarks/protocol_load.py``).
+7. Prints req/s, p50, p99 per server and cell, then each target of the issue with its ratio.
 
 Every process it starts is killed in a ``finally``; results are also written as JSON under
 ``benchmarks/results/`` (git-ignored).
@@ -505,10 +508,11 @@ def start_mlcycle(
 
 def start_noop(procs: Processes, models: dict[str, BenchModel], work: Path, timeout: float) -> Server:
     """The ceiling: a no-op v2 endpoint on the same HTTP stack (benchmarks/noop_v2.py), one worker."""
-    port = free_port()
+    port, grpc_port = free_port(), free_port()  # gRPC: the ceiling of the gRPC vs REST comparison
     log_path = work / "noop.log"
     proc = procs.start(
-        [sys.executable, str(HERE / "noop_v2.py"), "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, str(HERE / "noop_v2.py"), "--host", "127.0.0.1", "--port", str(port)]
+        + ["--grpc-port", str(grpc_port)],
         log_path=log_path,
         cwd=ROOT,
     )
@@ -516,7 +520,7 @@ def start_noop(procs: Processes, models: dict[str, BenchModel], work: Path, time
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, list(served.values()), proc, log_path, timeout)
     note = "FastAPI + uvicorn, infer answered in front of FastAPI's app as the predictor's is; parses the v2 body"
-    return Server(NOOP, base, served, proc, note=note + ", fixed answer")
+    return Server(NOOP, base, served, proc, note=note + ", fixed answer", grpc_port=grpc_port)
 
 
 def start_mlserver(
@@ -878,18 +882,26 @@ def print_targets(report: Report) -> None:
         print("  info: 1c p50 over mlcycle's own in-process predict (HTTP + decode + encode): " + ", ".join(overheads))
     if report.protocols:
         print()
-        print("gRPC vs REST, mlcycle, 1-row requests, one Python load generator for both (protocol_load.py):")
+        print("gRPC vs REST, 1-row requests, h2load for both (protocol_load.py; connections x streams):")
         for p in report.protocols:
             print(
-                f"  {p['model']:8} {p['protocol']:15} {p['rps']:>9.1f} req/s  p50 {p['p50_ms']:.2f} ms  "
-                f"p99 {p['p99_ms']:.2f} ms  errors {p['errors']}"
+                f"  {p['model']:8} {p['server']:13} {p['protocol']:15} {p['shape']:>5} {p['rps']:>9.1f} req/s  "
+                f"p50 {p['p50_ms']:.2f} ms  p99 {p['p99_ms']:.2f} ms  errors {p['errors']}"
             )
         for model in sorted({p["model"] for p in report.protocols}):
-            rest = next(p for p in report.protocols if p["model"] == model and p["protocol"].startswith("REST"))
-            grpc = next(p for p in report.protocols if p["model"] == model and p["protocol"].startswith("gRPC"))
-            ratio = grpc["rps"] / rest["rps"] if rest["rps"] else 0.0
-            verdict = "MET " if ratio >= 1 else "MISS"
-            print(f"  [{verdict}] issue 19: {model} gRPC >= REST req/s for 1-row requests: {ratio:.2f}x")
+            rps = {(p["server"], p["protocol"][:4]): p["rps"] for p in report.protocols if p["model"] == model}
+            ours_rest, ours_grpc = rps.get(("mlcycle", "REST")), rps.get(("mlcycle", "gRPC"))
+            if not ours_rest or ours_grpc is None:
+                continue
+            ratio = ours_grpc / ours_rest
+            line = f"issue 19: {model} gRPC >= REST req/s for 1-row requests: {ratio:.2f}x"
+            noop_rest, noop_grpc = rps.get((NOOP, "REST")), rps.get((NOOP, "gRPC"))
+            if noop_rest and noop_grpc:
+                line += (
+                    f" (the no-op servers: gRPC {noop_grpc / noop_rest:.2f}x REST; mlcycle's gRPC is "
+                    f"{ours_grpc / noop_grpc:.0%} of grpcio's no-op, its REST {ours_rest / noop_rest:.0%} of uvicorn's)"
+                )
+            print(f"  [{'MET ' if ratio >= 1 else 'MISS'}] {line}")
     for note in report.notes:
         print(f"  note: {note}")
 
@@ -921,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlcycle-args", default="", help='extra flags for the predictor, e.g. "--workers 2"')
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, model repos)")
     parser.add_argument(
-        "--protocol-concurrency", type=int, default=8, help="outstanding requests in the gRPC vs REST comparison"
+        "--protocol-concurrency", type=int, default=32, help="outstanding requests in the gRPC vs REST comparison"
     )
     args = parser.parse_args(argv)
     duration = args.duration or (3 if args.quick else 15)
@@ -1018,23 +1030,23 @@ def main(argv: list[str] | None = None) -> int:
                         after = floor_ms(calls, floor_seconds)
                         report.floors[f"{key}/{n}"] = {k: min(v, after[k]) for k, v in before.items()}
                         log(f"{key} {n}-row in-process floor: {report.floors[f'{key}/{n}']['predict']:.3f} ms")
-        ours = next((s for s in servers if s.name == "mlcycle" and s.grpc_port), None)
-        if ours is not None:
-            from protocol_load import compare
+        from protocol_load import compare
 
-            for key, model in [(k, m) for k, m in models.items() if m.frame is None]:
-                log(f"{key}: gRPC vs REST, 1 row, {args.protocol_concurrency} streams, {duration} s each")
+        for key, model in [(k, m) for k, m in models.items() if m.frame is None]:
+            for server in [s for s in servers if s.name in ("mlcycle", NOOP) and s.grpc_port]:
+                outstanding = args.protocol_concurrency
+                log(f"{key} {server.name}: gRPC vs REST, 1 row, {outstanding} outstanding, {duration} s each")
                 for r in compare(
                     "127.0.0.1",
-                    int(ours.base_url.rsplit(":", 1)[1]),
-                    ours.grpc_port,
-                    ours.served[key],
+                    int(server.base_url.rsplit(":", 1)[1]),
+                    server.grpc_port,
+                    server.served[key],
                     model.columns,
                     model.rows[:1],
-                    concurrency=args.protocol_concurrency,
+                    concurrency=outstanding,
                     seconds=duration,
                 ):
-                    report.protocols.append({"model": key, **asdict(r), "rps": r.rps})
+                    report.protocols.append({"model": key, "server": server.name, **asdict(r), "rps": r.rps})
     finally:
         procs.stop_all()
         if args.keep:

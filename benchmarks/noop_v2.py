@@ -8,12 +8,18 @@ body, parses it with orjson and checks it is a v2 request (``inputs``: objects w
 data), then returns a fixed v2 answer of the same form as the predictor's for one row. No model, no
 batching, no metrics: what any model server on this stack can at best reach on the machine.
 ``--router`` serves the infer route as a plain Starlette route instead (the ceiling before FastLane).
+
+``--grpc-port N`` also serves v2 gRPC ``ModelInfer`` on grpcio's asyncio server, on the same event loop
+(uvicorn's: uvloop), as the predictor serves it: the request is parsed (grpcio deserialises it), checked
+to have inputs, and answered with a fixed one-row ``ModelInferResponse``. The gRPC ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from concurrent import futures
 from pathlib import Path
 
 import orjson
@@ -85,13 +91,57 @@ def app(router: bool = False):
     return application if router else NoopLane(application)
 
 
+async def grpc_server(host: str, port: int):
+    from grpc import StatusCode, aio
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg
+
+    contents = pb.InferTensorContents
+    answer = pb.ModelInferResponse(
+        model_name="noop",
+        model_version="1",
+        outputs=[
+            pb.ModelInferResponse.InferOutputTensor(
+                name="predictions", datatype="INT64", shape=[1], contents=contents(int64_contents=[0])
+            ),
+            pb.ModelInferResponse.InferOutputTensor(
+                name="probabilities", datatype="FP64", shape=[1, 3], contents=contents(fp64_contents=[0.5, 0.25, 0.25])
+            ),
+        ],
+    )
+
+    class Noop(pbg.GRPCInferenceServiceServicer):
+        async def ModelInfer(self, request, context):
+            if not request.inputs:
+                await context.abort(StatusCode.INVALID_ARGUMENT, "a v2 request needs inputs")
+            return answer
+
+    server = aio.server(futures.ThreadPoolExecutor(max_workers=4))  # the predictor's server, no interceptor
+    pbg.add_GRPCInferenceServiceServicer_to_server(Noop(), server)
+    server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    return server
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--grpc-port", type=int, help="also serve a no-op gRPC ModelInfer on this port")
     p.add_argument("--router", action="store_true", help="answer infer through FastAPI's router (a Starlette route)")
     args = p.parse_args()
-    uvicorn.run(app(args.router), host=args.host, port=args.port, access_log=False, log_level="warning")
+    config = uvicorn.Config(app(args.router), host=args.host, port=args.port, access_log=False, log_level="warning")
+
+    async def serve() -> None:
+        grpc = await grpc_server(args.host, args.grpc_port) if args.grpc_port else None
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            if grpc is not None:
+                await grpc.stop(0)
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(serve())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose servers and tools the test suite starts on loopback: PostgreSQL
-# (MLflow's backend), Prometheus + promtool, Pushgateway, wrk (load), and the container engine of
+# (MLflow's backend), Prometheus + promtool, Pushgateway, wrk and h2load (load), and the container engine of
 # tests/containers (podman with runc, debootstrap for the offline base image). `make test` runs this first.
 # Idempotent: does nothing when everything is there. As root (or with passwordless sudo) it installs what
 # is missing; otherwise it stops with one line naming the packages and the command — the tests that need
@@ -11,6 +11,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 # Where docker answers, the container tier uses it; otherwise podman (runc: crun refuses cgroups v1 hybrid).
 if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
   for tool in podman runc debootstrap; do command -v $tool >/dev/null 2>&1 || need+=($tool); done
