@@ -41,9 +41,11 @@ demo: $(STAMP)
 
 # Installs (as root or with passwordless sudo) the Debian packages whose servers the tests start, or stops
 # with one line naming them: nothing is skipped for a missing server.
+# TEST_WORKERS pytest-xdist workers (CI has 2 cores); each runs whole test directories (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	bash scripts/install-debian-deps.sh
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration and not slow"

@@ -90,3 +90,15 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which must run every test: {reason}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """``make test`` runs the suite on pytest-xdist workers with ``--dist loadgroup``: each test directory
+    is one group, run whole by one worker, so a directory's session and module fixtures (a trained model, a
+    started server, the images tests/containers builds) are made once, as in a serial run, and no two
+    workers build the same image. Tests directly under tests/ are grouped by file."""
+    root = config.rootpath / "tests"
+    for item in items:
+        path = item.path
+        group = path.parent.relative_to(root).as_posix() if path.parent != root else path.name
+        item.add_marker(pytest.mark.xdist_group(group or "."))
