@@ -92,13 +92,18 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, which must run every test: {reason}"
 
 
-def pytest_collection_modifyitems(config, items):
-    """``make test`` runs the suite on pytest-xdist workers with ``--dist loadgroup``: each test directory
-    is one group, run whole by one worker, so a directory's session and module fixtures (a trained model, a
-    started server, the images tests/containers builds) are made once, as in a serial run, and no two
-    workers build the same image. Tests directly under tests/ are grouped by file."""
-    root = config.rootpath / "tests"
-    for item in items:
-        path = item.path
-        group = path.parent.relative_to(root).as_posix() if path.parent != root else path.name
-        item.add_marker(pytest.mark.xdist_group(group or "."))
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs the suite on pytest-xdist workers (``-n 2 --dist loadscope``) with each test
+    directory as one scope, run whole by one worker: a directory's session and module fixtures (a trained
+    model, a started server, the images tests/containers builds) are made once, as in a serial run, and no
+    two workers build the same image. Tests directly under tests/ are scoped by file. (xdist's own
+    ``loadgroup`` marks do not group under pytest 9, whose node ids no longer take xdist's suffix.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DirectoryScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            directory = path.rpartition("/")[0]
+            return path if directory in ("", "tests") else directory
+
+    return DirectoryScheduling(config, log)
