@@ -39,10 +39,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mlcycle demo
 
+# TEST_WORKERS pytest-xdist workers (CI has 2 cores; 0 runs serially); each takes whole test directories
+# (tests/conftest.py), so a directory's fixtures are made once.
+TEST_WORKERS ?= 2
 # Installs (as root or with passwordless sudo) the Debian packages whose servers the tests start, or stops
 # with one line naming them: nothing is skipped for a missing server.
-# TEST_WORKERS pytest-xdist workers (CI has 2 cores); each runs whole test directories (tests/conftest.py).
-TEST_WORKERS ?= 2
 test: $(STAMP)
 	bash scripts/install-debian-deps.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
